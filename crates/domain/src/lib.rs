@@ -1,0 +1,20 @@
+//! certctl's domain: the types every service agrees on and the rules that need
+//! no IO (names, validation, certificate state, renewal timing, page tokens).
+//!
+//! Architecture invariant: this crate does no IO and knows nothing of protobuf,
+//! SQL or HTTP. Services convert at their edges.
+
+pub mod audit;
+pub mod error;
+pub mod inventory;
+pub mod name;
+pub mod page;
+
+pub use error::{DomainError, FieldViolation};
+
+/// Seconds since the Unix epoch, the unit every store and page token uses.
+pub type UnixTime = i64;
+
+pub fn now() -> UnixTime {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

@@ -1,0 +1,102 @@
+import { useState } from "react";
+import { NavLink, Route, Routes, Link } from "react-router";
+import { Icon, type IconName } from "./components/Icon";
+import { applyTheme, storedTheme, type Theme } from "./lib/theme";
+import { Dashboard } from "./views/Dashboard";
+import { CertificateList } from "./views/CertificateList";
+import { CertificateDetail } from "./views/CertificateDetail";
+import { CertificateForm } from "./views/CertificateForm";
+import { AuditTrail } from "./views/AuditTrail";
+import { OwnersView, TeamsView, TargetsView, AgentsView, RenewalPoliciesView } from "./views/resources";
+import { Empty } from "./components/states";
+
+const NAV: { to: string; label: string; icon: IconName; end?: boolean }[] = [
+  { to: "/", label: "Dashboard", icon: "dashboard", end: true },
+  { to: "/certificates", label: "Certificates", icon: "cert" },
+];
+const NAV_INVENTORY: { to: string; label: string; icon: IconName }[] = [
+  { to: "/owners", label: "Owners", icon: "user" },
+  { to: "/teams", label: "Teams", icon: "users" },
+  { to: "/targets", label: "Targets", icon: "server" },
+  { to: "/agents", label: "Agents", icon: "agent" },
+  { to: "/renewal-policies", label: "Renewal policies", icon: "policy" },
+];
+
+function ThemeToggle() {
+  const [theme, setTheme] = useState<Theme>(storedTheme);
+  const next: Theme = theme === "dark" ? "light" : "dark";
+  return (
+    <button
+      type="button"
+      className="btn small"
+      onClick={() => {
+        applyTheme(next);
+        setTheme(next);
+      }}
+      aria-label={`Switch to ${next} theme`}
+    >
+      <Icon name={theme === "dark" ? "sun" : "moon"} /> {next === "light" ? "Light" : "Dark"} theme
+    </button>
+  );
+}
+
+export function App() {
+  return (
+    <div className="app">
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <nav className="sidebar" aria-label="Main">
+        <Link to="/" className="brand">
+          <Icon name="shield" size={18} /> certctl
+        </Link>
+        {NAV.map((n) => (
+          <NavLink key={n.to} to={n.to} end={n.end} className="nav-link">
+            <Icon name={n.icon} /> {n.label}
+          </NavLink>
+        ))}
+        <div className="nav-section">Inventory</div>
+        {NAV_INVENTORY.map((n) => (
+          <NavLink key={n.to} to={n.to} className="nav-link">
+            <Icon name={n.icon} /> {n.label}
+          </NavLink>
+        ))}
+        <div className="nav-section">Compliance</div>
+        <NavLink to="/audit" className="nav-link">
+          <Icon name="audit" /> Audit trail
+        </NavLink>
+        <div className="sidebar-foot">
+          <ThemeToggle />
+          <span className="faint" style={{ fontSize: 11 }}>
+            Press <kbd>/</kbd> to search
+          </span>
+        </div>
+      </nav>
+      <main id="main" className="main" tabIndex={-1}>
+        <Routes>
+          <Route path="/" element={<Dashboard />} />
+          <Route path="/certificates" element={<CertificateList />} />
+          <Route path="/certificates/new" element={<CertificateForm mode="create" />} />
+          <Route path="/certificates/:id" element={<CertificateDetail />} />
+          <Route path="/certificates/:id/edit" element={<CertificateForm mode="edit" />} />
+          <Route path="/owners" element={<OwnersView />} />
+          <Route path="/teams" element={<TeamsView />} />
+          <Route path="/targets" element={<TargetsView />} />
+          <Route path="/agents" element={<AgentsView />} />
+          <Route path="/renewal-policies" element={<RenewalPoliciesView />} />
+          <Route path="/audit" element={<AuditTrail />} />
+          <Route
+            path="*"
+            element={
+              <Empty title="Page not found">
+                <p>
+                  <Link to="/">Go to the dashboard</Link>
+                </p>
+              </Empty>
+            }
+          />
+        </Routes>
+      </main>
+    </div>
+  );
+}

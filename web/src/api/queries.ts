@@ -1,0 +1,96 @@
+import { useQuery } from "@tanstack/react-query";
+import { inventory } from "./client";
+
+/** Reads every page of a list (for pickers); stops after `maxPages` pages. */
+export async function listAll<T>(
+  fetchPage: (pageToken: string) => Promise<{ items: T[]; next: string }>,
+  maxPages = 20,
+): Promise<T[]> {
+  const out: T[] = [];
+  let token = "";
+  for (let i = 0; i < maxPages; i++) {
+    const { items, next } = await fetchPage(token);
+    out.push(...items);
+    if (!next) break;
+    token = next;
+  }
+  return out;
+}
+
+export const keys = {
+  owners: ["owners"] as const,
+  teams: ["teams"] as const,
+  targets: ["targets"] as const,
+  agents: ["agents"] as const,
+  policies: ["renewalPolicies"] as const,
+  certificates: ["certificates"] as const,
+  certificate: (name: string) => ["certificate", name] as const,
+  audit: ["auditEvents"] as const,
+};
+
+export function useAllOwners() {
+  return useQuery({
+    queryKey: [...keys.owners, "all"],
+    queryFn: () =>
+      listAll(async (pageToken) => {
+        const r = await inventory.listOwners({ pageSize: 1000, pageToken });
+        return { items: r.owners, next: r.nextPageToken };
+      }),
+    staleTime: 60_000,
+  });
+}
+
+export function useAllTeams() {
+  return useQuery({
+    queryKey: [...keys.teams, "all"],
+    queryFn: () =>
+      listAll(async (pageToken) => {
+        const r = await inventory.listTeams({ pageSize: 1000, pageToken });
+        return { items: r.teams, next: r.nextPageToken };
+      }),
+    staleTime: 60_000,
+  });
+}
+
+export function useAllTargets() {
+  return useQuery({
+    queryKey: [...keys.targets, "all"],
+    queryFn: () =>
+      listAll(async (pageToken) => {
+        const r = await inventory.listTargets({ pageSize: 1000, pageToken });
+        return { items: r.targets, next: r.nextPageToken };
+      }),
+    staleTime: 60_000,
+  });
+}
+
+export function useAllAgents() {
+  return useQuery({
+    queryKey: [...keys.agents, "all"],
+    queryFn: () =>
+      listAll(async (pageToken) => {
+        const r = await inventory.listAgents({ pageSize: 1000, pageToken });
+        return { items: r.agents, next: r.nextPageToken };
+      }),
+    staleTime: 60_000,
+  });
+}
+
+export function useAllRenewalPolicies() {
+  return useQuery({
+    queryKey: [...keys.policies, "all"],
+    queryFn: () =>
+      listAll(async (pageToken) => {
+        const r = await inventory.listRenewalPolicies({ pageSize: 1000, pageToken });
+        return { items: r.renewalPolicies, next: r.nextPageToken };
+      }),
+    staleTime: 60_000,
+  });
+}
+
+/** Display label for a resource name using a loaded list, falling back to the id. */
+export function labelFor(list: { name: string; displayName: string }[] | undefined, name: string): string {
+  if (!name) return "";
+  const hit = list?.find((x) => x.name === name);
+  return hit?.displayName || name.slice(name.indexOf("/") + 1);
+}
