@@ -51,7 +51,7 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof ConnectError) {
     const violations: FieldViolation[] = [];
     for (const d of err.details) {
-      if ("value" in d && d.type === BAD_REQUEST && d.value instanceof Uint8Array) {
+      if ("type" in d && d.type === BAD_REQUEST && d.value instanceof Uint8Array) {
         try {
           violations.push(...decodeBadRequest(d.value));
         } catch {
