@@ -399,11 +399,12 @@ export function CertificateList() {
   const toggle = (index: number, shift: boolean) => {
     const row = rows[index];
     if (!row) return;
+    const anchor = lastClicked.current;
     setSelected((prev) => {
       const next = new Set(prev);
       const on = !prev.has(row.name);
-      if (shift && lastClicked.current !== null) {
-        const [a, b] = [Math.min(lastClicked.current, index), Math.max(lastClicked.current, index)];
+      if (shift && anchor !== null) {
+        const [a, b] = [Math.min(anchor, index), Math.max(anchor, index)];
         for (let i = a; i <= b; i++) {
           const r = rows[i];
           if (r) (on ? next.add(r.name) : next.delete(r.name));
