@@ -1,0 +1,228 @@
+// End-to-end: a real `certctl server --demo` serving web/dist and the gRPC-web
+// API, driven in headless Chromium (apt `chromium` + npm playwright-core).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { repoRoot, startServer } from "./server.mjs";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const SHOTS = join(repoRoot, "docs", "images");
+const VIEWPORT = { width: 1280, height: 860 };
+
+let server;
+let browser;
+let page;
+const consoleErrors = [];
+
+/** Polls fn until it returns a truthy value or the time runs out. */
+async function eventually(fn, what, timeout = 15_000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function assertNoConsoleErrors(step) {
+  assert.deepEqual(consoleErrors, [], `browser console errors during ${step}`);
+}
+
+before(async () => {
+  server = await startServer();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const context = await browser.newContext({ viewport: VIEWPORT, colorScheme: "dark", acceptDownloads: true });
+  page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  page.on("console", (msg) => {
+    if (msg.type() === "error") consoleErrors.push(`${msg.text()} @ ${msg.location().url}`);
+  });
+  page.on("pageerror", (err) => consoleErrors.push(`page error: ${err.message}`));
+  mkdirSync(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test("GUI against a real certctl server", { timeout: 300_000 }, async (t) => {
+  const url = (path) => `${server.baseUrl}${path}`;
+
+  await t.test("the gateway serves the GUI with SPA fallback", async () => {
+    const res = await fetch(url("/certificates/some-deep-link"));
+    assert.equal(res.status, 200, "deep links must fall back to index.html");
+    assert.match(await res.text(), /<div id="root">/);
+  });
+
+  await t.test("dashboard shows summary, timeline and recent activity", async () => {
+    await page.goto(url("/"));
+    await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+    const total = await eventually(async () => {
+      const text = await page.getByTestId("summary-total").textContent({ timeout: 1000 });
+      return Number(text) > 0 ? Number(text) : 0;
+    }, "a non-zero certificate total");
+    assert.ok(total >= 20, `demo data should hold ~40 certificates, got ${total}`);
+    // Timeline and activity finish loading (chart, or an explicit empty state).
+    await eventually(async () => (await page.locator(".timeline svg, .timeline .empty").count()) > 0, "the expiry timeline");
+    await eventually(async () => (await page.locator(".activity li, [aria-labelledby=activity-h] .empty").count()) > 0, "recent activity");
+    assert.equal(await page.locator("[role=alert]").count(), 0, "no error alerts on the dashboard");
+    // Fits 1280 px without horizontal scrolling.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `page overflows horizontally by ${overflow}px at 1280 px`);
+    await page.screenshot({ path: join(SHOTS, "dashboard.png") });
+    assertNoConsoleErrors("dashboard");
+  });
+
+  let firstCertHref;
+  await t.test("certificate list: dense table, filters in the URL, search", async () => {
+    await page.getByRole("link", { name: "Certificates", exact: true }).click();
+    await page.waitForURL(/\/certificates$/);
+    const rows = page.locator("table.data tbody tr:not(.skeleton-row)");
+    await eventually(async () => (await rows.count()) >= 25, "25+ certificate rows");
+    // Default sort is soonest-expiring first.
+    const times = await page.locator("table.data tbody time.expiry").evaluateAll((els) => els.map((e) => Date.parse(e.getAttribute("datetime"))));
+    const sorted = [...times].sort((a, b) => a - b);
+    assert.deepEqual(times, sorted, "rows are sorted by expiry, soonest first");
+    await page.screenshot({ path: join(SHOTS, "certificates.png") });
+    firstCertHref = await rows.first().locator("td a").first().getAttribute("href");
+
+    // State filter goes into the URL and every row matches it.
+    await page.getByLabel("State").selectOption("expired");
+    await page.waitForURL(/state=expired/);
+    await eventually(async () => {
+      const states = await page.locator("table.data tbody .badge").allTextContents();
+      return states.length > 0 && states.every((s) => s.trim() === "Expired");
+    }, "only expired certificates listed");
+
+    // The URL alone restores the filter (shareable).
+    await page.goto(url("/certificates?state=expired"));
+    assert.equal(await page.getByLabel("State").inputValue(), "expired");
+
+    // "/" focuses search; typing filters server-side.
+    await page.goto(url("/certificates"));
+    await eventually(async () => (await rows.count()) >= 25, "rows again");
+    const cn = (await rows.nth(3).locator("td").nth(2).textContent()).replace(/\s*\+\d+$/, "").trim();
+    const needle = cn.split(".")[0];
+    await page.locator("body").press("/");
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("type")), "search");
+    await page.keyboard.type(needle);
+    await page.waitForURL(new RegExp(`q=${encodeURIComponent(needle)}`));
+    await eventually(async () => {
+      const cns = await page.locator("table.data tbody tr td:nth-child(3)").allTextContents();
+      return cns.length > 0 && cns.length < 25 && cns.every((c) => c.toLowerCase().includes(needle.toLowerCase()));
+    }, `rows matching "${needle}"`);
+    await page.getByRole("button", { name: /Remove filter search/ }).click();
+    await page.waitForURL((u) => !u.search.includes("q="));
+    assertNoConsoleErrors("certificate list");
+  });
+
+  await t.test("certificate detail shows fields, version and audit history", async () => {
+    await page.goto(url(firstCertHref));
+    await page.getByRole("heading", { name: /Current version/ }).waitFor();
+    await page.getByRole("heading", { name: "Versions" }).waitFor();
+    await page.getByRole("heading", { name: "Audit history" }).waitFor();
+    await eventually(async () => (await page.getByRole("button", { name: "Copy serial number" }).count()) === 1, "serial number with a copy button");
+    await eventually(async () => (await page.locator("[aria-labelledby=versions-h] table tbody tr").count()) > 0, "the versions table");
+    await page.getByRole("button", { name: /Download chain PEM/ }).waitFor();
+    await page.waitForLoadState("networkidle");
+    await page.screenshot({ path: join(SHOTS, "certificate-detail.png") });
+    assertNoConsoleErrors("certificate detail");
+  });
+
+  const id = `e2e-web-${Date.now().toString(36)}`;
+  await t.test("creating a certificate shows API validation by field, then succeeds", async () => {
+    await page.goto(url("/certificates/new"));
+    await page.getByRole("heading", { name: "New certificate" }).waitFor();
+    // An invalid id is refused by the server; its message is shown, never a generic one.
+    await page.getByLabel("Common name").fill("e2e.example.com");
+    await page.getByLabel("ID").fill("Not A Valid ID!");
+    await page.getByRole("button", { name: "Create certificate" }).click();
+    const alert = page.getByRole("alert");
+    await alert.waitFor();
+    const message = await alert.textContent();
+    assert.doesNotMatch(message, /something went wrong/i);
+    assert.ok(message.length > 20, `the server's message is shown: ${message}`);
+    await eventually(async () => (await page.locator(".field.has-error input").count()) > 0, "the ID field highlighted as invalid");
+
+    await page.getByLabel("ID").fill(id);
+    await page.getByLabel("Display name").fill("E2E web");
+    await page.getByLabel("Subject alternative names").fill("e2e.example.com\nwww.e2e.example.com");
+    await page.getByLabel("Environment").fill("staging");
+    const owner = page.getByLabel("Owner");
+    const ownerValue = await eventually(async () => {
+      const values = await owner.locator("option").evaluateAll((os) => os.map((o) => o.value).filter(Boolean));
+      return values[0];
+    }, "owner options");
+    await owner.selectOption(ownerValue);
+    await page.getByRole("button", { name: "Create certificate" }).click();
+    await page.waitForURL(new RegExp(`/certificates/${id}$`));
+    await page.getByRole("heading", { name: "E2E web" }).waitFor();
+    // Consuming a gRPC error logs nothing; the 200-status gRPC-web error is not a console error either.
+    assertNoConsoleErrors("create");
+  });
+
+  await t.test("editing the certificate sends only the changed fields", async () => {
+    await page.getByRole("link", { name: "Edit" }).click();
+    await page.waitForURL(new RegExp(`/certificates/${id}/edit$`));
+    const dn = page.getByLabel("Display name");
+    await eventually(async () => (await dn.inputValue()) === "E2E web", "form loaded");
+    await dn.fill("E2E web (edited)");
+    await page.getByLabel("Environment").fill("production");
+    await page.getByText("Will update: display_name, environment").waitFor();
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await page.waitForURL(new RegExp(`/certificates/${id}$`));
+    await page.getByRole("heading", { name: "E2E web (edited)" }).waitFor();
+    await page.getByRole("link", { name: "production" }).waitFor();
+    assertNoConsoleErrors("edit");
+  });
+
+  await t.test("the audit trail shows the create and update, and the chain verifies", async () => {
+    await page.goto(url(`/audit?resource=${encodeURIComponent(`certificates/${id}`)}`));
+    await page.getByRole("heading", { name: "Audit trail" }).waitFor();
+    const actions = await eventually(
+      async () => {
+        const a = await page.locator("table.data tbody td:nth-child(4)").allTextContents();
+        if (a.some((x) => /CreateCertificate/.test(x)) && a.some((x) => /UpdateCertificate/.test(x))) return a;
+        await page.reload();
+        await page.getByRole("heading", { name: "Audit trail" }).waitFor();
+        return null;
+      },
+      "CreateCertificate and UpdateCertificate audit events",
+      30_000,
+    );
+    assert.ok(actions.length >= 2);
+    await page.getByRole("button", { name: /Verify chain/ }).click();
+    const result = page.getByTestId("verify-result");
+    await result.waitFor();
+    assert.match(await result.textContent(), /Chain valid/);
+
+    // Export streams the server's CSV into a download.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export CSV" }).click()]);
+    assert.match(download.suggestedFilename(), /\.csv$/);
+    assertNoConsoleErrors("audit");
+  });
+
+  await t.test("theme toggle persists across reloads", async () => {
+    const before = await page.evaluate(() => document.documentElement.dataset.theme);
+    await page.getByRole("button", { name: /Switch to .* theme/ }).click();
+    const afterToggle = await page.evaluate(() => document.documentElement.dataset.theme);
+    assert.notEqual(afterToggle, before);
+    await page.reload();
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), afterToggle);
+    assertNoConsoleErrors("theme");
+  });
+});
