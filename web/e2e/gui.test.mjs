@@ -101,7 +101,7 @@ test("GUI against a real certctl server", { timeout: 300_000 }, async (t) => {
     firstCertHref = await rows.first().locator("td a").first().getAttribute("href");
 
     // State filter goes into the URL and every row matches it.
-    await page.getByLabel("State").selectOption("expired");
+    await page.getByLabel("State", { exact: true }).selectOption("expired");
     await page.waitForURL(/state=expired/);
     await eventually(async () => {
       const states = await page.locator("table.data tbody .badge").allTextContents();
@@ -110,7 +110,7 @@ test("GUI against a real certctl server", { timeout: 300_000 }, async (t) => {
 
     // The URL alone restores the filter (shareable).
     await page.goto(url("/certificates?state=expired"));
-    assert.equal(await page.getByLabel("State").inputValue(), "expired");
+    assert.equal(await page.getByLabel("State", { exact: true }).inputValue(), "expired");
 
     // "/" focuses search; typing filters server-side.
     await page.goto(url("/certificates"));
@@ -148,8 +148,8 @@ test("GUI against a real certctl server", { timeout: 300_000 }, async (t) => {
     await page.goto(url("/certificates/new"));
     await page.getByRole("heading", { name: "New certificate" }).waitFor();
     // An invalid id is refused by the server; its message is shown, never a generic one.
-    await page.getByLabel("Common name").fill("e2e.example.com");
-    await page.getByLabel("ID").fill("Not A Valid ID!");
+    await page.getByLabel("Common name", { exact: true }).fill("e2e.example.com");
+    await page.getByLabel("ID", { exact: true }).fill("Not A Valid ID!");
     await page.getByRole("button", { name: "Create certificate" }).click();
     const alert = page.getByRole("alert");
     await alert.waitFor();
@@ -158,11 +158,11 @@ test("GUI against a real certctl server", { timeout: 300_000 }, async (t) => {
     assert.ok(message.length > 20, `the server's message is shown: ${message}`);
     await eventually(async () => (await page.locator(".field.has-error input").count()) > 0, "the ID field highlighted as invalid");
 
-    await page.getByLabel("ID").fill(id);
-    await page.getByLabel("Display name").fill("E2E web");
-    await page.getByLabel("Subject alternative names").fill("e2e.example.com\nwww.e2e.example.com");
-    await page.getByLabel("Environment").fill("staging");
-    const owner = page.getByLabel("Owner");
+    await page.getByLabel("ID", { exact: true }).fill(id);
+    await page.getByLabel("Display name", { exact: true }).fill("E2E web");
+    await page.getByLabel("Subject alternative names", { exact: true }).fill("e2e.example.com\nwww.e2e.example.com");
+    await page.getByLabel("Environment", { exact: true }).fill("staging");
+    const owner = page.getByLabel("Owner", { exact: true });
     const ownerValue = await eventually(async () => {
       const values = await owner.locator("option").evaluateAll((os) => os.map((o) => o.value).filter(Boolean));
       return values[0];
@@ -178,10 +178,10 @@ test("GUI against a real certctl server", { timeout: 300_000 }, async (t) => {
   await t.test("editing the certificate sends only the changed fields", async () => {
     await page.getByRole("link", { name: "Edit" }).click();
     await page.waitForURL(new RegExp(`/certificates/${id}/edit$`));
-    const dn = page.getByLabel("Display name");
+    const dn = page.getByLabel("Display name", { exact: true });
     await eventually(async () => (await dn.inputValue()) === "E2E web", "form loaded");
     await dn.fill("E2E web (edited)");
-    await page.getByLabel("Environment").fill("production");
+    await page.getByLabel("Environment", { exact: true }).fill("production");
     await page.getByText("Will update: display_name, environment").waitFor();
     await page.getByRole("button", { name: "Save changes" }).click();
     await page.waitForURL(new RegExp(`/certificates/${id}$`));

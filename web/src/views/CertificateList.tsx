@@ -475,8 +475,7 @@ export function CertificateList() {
                 <th>Common name</th>
                 <th>State</th>
                 <th>Expires</th>
-                <th>Owner</th>
-                <th>Team</th>
+                <th>Owner · team</th>
                 <th>Environment</th>
                 <th>Issuer</th>
               </tr>
@@ -485,7 +484,7 @@ export function CertificateList() {
               {q.isPending &&
                 Array.from({ length: 8 }, (_, i) => (
                   <tr key={i} className="skeleton-row" aria-hidden="true">
-                    {Array.from({ length: 9 }, (__, j) => (
+                    {Array.from({ length: 8 }, (__, j) => (
                       <td key={j}>…</td>
                     ))}
                   </tr>
@@ -504,7 +503,7 @@ export function CertificateList() {
                   <td className="truncate">
                     <Link to={`/certificates/${resourceId(c.name)}`}>{c.displayName || resourceId(c.name)}</Link>
                   </td>
-                  <td className="truncate mono" title={c.subjectAltNames.join(", ")}>
+                  <td className="truncate mono cn" title={c.subjectAltNames.join(", ")}>
                     {c.commonName}
                     {c.subjectAltNames.length > 1 && <span className="faint"> +{c.subjectAltNames.length - 1}</span>}
                   </td>
@@ -514,8 +513,10 @@ export function CertificateList() {
                   <td>
                     <Expiry at={tsDate(c.notAfter)} now={now} />
                   </td>
-                  <td className="truncate">{c.owner ? labelFor(owners.data, c.owner) : <span className="faint">—</span>}</td>
-                  <td className="truncate">{c.team ? labelFor(teams.data, c.team) : <span className="faint">—</span>}</td>
+                  <td className="truncate narrow">
+                    {c.owner ? labelFor(owners.data, c.owner) : <span className="faint">unassigned</span>}
+                    {c.team && <span className="faint"> · {labelFor(teams.data, c.team)}</span>}
+                  </td>
                   <td>{c.environment || <span className="faint">—</span>}</td>
                   <td className="truncate">{c.issuer ? resourceId(c.issuer) : <span className="faint">—</span>}</td>
                 </tr>

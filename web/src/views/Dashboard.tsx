@@ -51,22 +51,22 @@ function TimelineChart({ buckets }: { buckets: DayBucket[] }) {
   const navigate = useNavigate();
   const max = Math.max(1, ...buckets.map((b) => b.count));
   const W = 900;
-  const H = 150;
+  const H = 190;
   const top = 10;
   const bottom = 20;
   const left = 24;
   const bw = (W - left) / buckets.length;
   const y = (n: number) => H - bottom - ((H - bottom - top) * n) / max;
   const colour = (b: DayBucket) => (b.level === "critical" ? "var(--crit)" : b.level === "warning" ? "var(--warn)" : "var(--ok)");
-  const ticks = [0, 7, 30, 60, 89];
+  const ticks = [0, 7, 30, 60, buckets.length];
   const open = (b: DayBucket) => navigate(`/certificates?expire_before=${encodeURIComponent(isoDay(b.end))}`);
   return (
-    <svg viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none" role="group" aria-label={`Certificates expiring per day over the next ${HORIZON_DAYS} days`}>
-      {[0, 0.5, 1].map((f) => (
-        <g key={f}>
-          <line className="grid-line" x1={left} x2={W} y1={y(max * f)} y2={y(max * f)} />
-          <text className="axis" x={0} y={y(max * f) + 3}>
-            {Math.round(max * f)}
+    <svg viewBox={`0 0 ${W} ${H}`} role="group" aria-label={`Certificates expiring per day over the next ${HORIZON_DAYS} days`}>
+      {(max >= 4 ? [0, Math.round(max / 2), max] : [0, max]).map((n) => (
+        <g key={n}>
+          <line className="grid-line" x1={left} x2={W} y1={y(n)} y2={y(n)} />
+          <text className="axis" x={0} y={y(n) + 3}>
+            {n}
           </text>
         </g>
       ))}
@@ -96,7 +96,7 @@ function TimelineChart({ buckets }: { buckets: DayBucket[] }) {
         ) : null,
       )}
       {ticks.map((d) => (
-        <text key={d} className="axis" x={left + d * bw} y={H - 5}>
+        <text key={d} className="axis" x={left + d * bw} y={H - 5} textAnchor={d === 0 ? "start" : d >= buckets.length ? "end" : "middle"}>
           {d === 0 ? "today" : `+${d}d`}
         </text>
       ))}
@@ -166,7 +166,7 @@ function ExpiryTimeline() {
             </tr>
           </thead>
           <tbody>
-            {upcoming.slice(0, 6).map((c) => (
+            {upcoming.slice(0, 8).map((c) => (
               <tr key={c.name}>
                 <td>
                   <Link to={`/certificates/${resourceId(c.name)}`}>{c.displayName || c.commonName || c.name}</Link>
@@ -188,7 +188,7 @@ function ExpiryTimeline() {
 
 function RecentActivity() {
   const now = useNow();
-  const q = useQuery({ queryKey: [...keys.audit, "recent"], queryFn: () => audit.listAuditEvents({ pageSize: 12 }) });
+  const q = useQuery({ queryKey: [...keys.audit, "recent"], queryFn: () => audit.listAuditEvents({ pageSize: 10 }) });
   return (
     <section className="panel flush" aria-labelledby="activity-h">
       <div className="panel-head">
