@@ -8,7 +8,7 @@ import { chromium } from "playwright-core";
 import { repoRoot, startServer } from "./server.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const SHOTS = join(repoRoot, "docs", "images");
+const SHOTS = process.env.E2E_SCREENSHOTS ?? join(repoRoot, "docs", "images");
 const VIEWPORT = { width: 1280, height: 860 };
 
 let server;

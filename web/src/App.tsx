@@ -1,14 +1,20 @@
-import { useState } from "react";
+import { lazy, Suspense, useState } from "react";
 import { NavLink, Route, Routes, Link } from "react-router";
 import { Icon, type IconName } from "./components/Icon";
 import { applyTheme, storedTheme, type Theme } from "./lib/theme";
 import { Dashboard } from "./views/Dashboard";
-import { CertificateList } from "./views/CertificateList";
-import { CertificateDetail } from "./views/CertificateDetail";
-import { CertificateForm } from "./views/CertificateForm";
-import { AuditTrail } from "./views/AuditTrail";
-import { OwnersView, TeamsView, TargetsView, AgentsView, RenewalPoliciesView } from "./views/resources";
-import { Empty } from "./components/states";
+import { Empty, Loading } from "./components/states";
+
+// The dashboard is in the initial bundle; other views load on first visit.
+const CertificateList = lazy(() => import("./views/CertificateList").then((m) => ({ default: m.CertificateList })));
+const CertificateDetail = lazy(() => import("./views/CertificateDetail").then((m) => ({ default: m.CertificateDetail })));
+const CertificateForm = lazy(() => import("./views/CertificateForm").then((m) => ({ default: m.CertificateForm })));
+const AuditTrail = lazy(() => import("./views/AuditTrail").then((m) => ({ default: m.AuditTrail })));
+const OwnersView = lazy(() => import("./views/resources").then((m) => ({ default: m.OwnersView })));
+const TeamsView = lazy(() => import("./views/resources").then((m) => ({ default: m.TeamsView })));
+const TargetsView = lazy(() => import("./views/resources").then((m) => ({ default: m.TargetsView })));
+const AgentsView = lazy(() => import("./views/resources").then((m) => ({ default: m.AgentsView })));
+const RenewalPoliciesView = lazy(() => import("./views/resources").then((m) => ({ default: m.RenewalPoliciesView })));
 
 const NAV: { to: string; label: string; icon: IconName; end?: boolean }[] = [
   { to: "/", label: "Dashboard", icon: "dashboard", end: true },
@@ -73,6 +79,7 @@ export function App() {
         </div>
       </nav>
       <main id="main" className="main" tabIndex={-1}>
+        <Suspense fallback={<Loading what="view" />}>
         <Routes>
           <Route path="/" element={<Dashboard />} />
           <Route path="/certificates" element={<CertificateList />} />
@@ -96,6 +103,7 @@ export function App() {
             }
           />
         </Routes>
+        </Suspense>
       </main>
     </div>
   );
