@@ -18,7 +18,7 @@ import { formatExact, humanDuration } from "../lib/expiry";
 import { resourceId } from "../lib/names";
 import { downloadText } from "../lib/download";
 import { keyAlgorithmLabel } from "../lib/keys";
-import { AuditTable } from "./AuditTrail";
+import { AuditTable } from "../components/audit";
 
 /** Why the certificate is in its state, in one sentence. */
 export function stateReason(c: Certificate, now: Date): string {

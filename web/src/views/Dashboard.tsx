@@ -10,7 +10,7 @@ import { Icon } from "../components/Icon";
 import { bucketByDay, type DayBucket } from "../lib/timeline";
 import { resourceId } from "../lib/names";
 import type { Certificate } from "../gen/certctl/inventory/v1/inventory_pb";
-import { resourceLink } from "./AuditTrail";
+import { resourceLink } from "../components/audit";
 
 const HORIZON_DAYS = 90;
 
