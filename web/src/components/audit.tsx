@@ -34,7 +34,9 @@ function Details({ e }: { e: AuditEvent }) {
   if (!text) return <span className="faint">—</span>;
   return (
     <details>
-      <summary>{Object.keys(e.details ?? {}).length} fields</summary>
+      <summary>
+        {Object.keys(e.details ?? {}).length} field{Object.keys(e.details ?? {}).length === 1 ? "" : "s"}
+      </summary>
       <pre className="json">{text}</pre>
     </details>
   );

@@ -67,8 +67,17 @@ function AuditFilterForm({ filters, onApply }: { filters: AuditFilters; onApply:
         <Field label="Action">
           {(p) => <input {...p} type="text" value={draft.action} onChange={(e) => set("action", e.target.value)} placeholder="inventory.CreateCertificate" />}
         </Field>
-        <Field label="Resource" hint="Exact name, or a prefix ending in /">
-          {(p) => <input {...p} type="text" value={draft.resource} onChange={(e) => set("resource", e.target.value)} placeholder="certificates/web/" />}
+        <Field label="Resource">
+          {(p) => (
+            <input
+              {...p}
+              type="text"
+              value={draft.resource}
+              onChange={(e) => set("resource", e.target.value)}
+              placeholder="certificates/web or certificates/web/"
+              title="An exact resource name, or a prefix ending in / for everything under it"
+            />
+          )}
         </Field>
         <div className="row" style={{ alignSelf: "start", paddingTop: 18 }}>
           <button type="submit" className="btn primary">
@@ -91,6 +100,9 @@ function AuditFilterForm({ filters, onApply }: { filters: AuditFilters; onApply:
         <button type="button" className="btn small ghost" onClick={() => onApply({ start: "", end: "", actor: "", action: "", resource: "" })}>
           Clear filters
         </button>
+        <span className="faint" style={{ marginLeft: "auto" }}>
+          Resource: an exact name, or a prefix ending in <code>/</code> for everything under it
+        </span>
       </div>
     </form>
   );
