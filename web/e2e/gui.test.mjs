@@ -190,6 +190,25 @@ test("GUI against a real certctl server", { timeout: 300_000 }, async (t) => {
     assertNoConsoleErrors("edit");
   });
 
+  await t.test("bulk change owner updates the selected certificates", async () => {
+    await page.goto(url(`/certificates?q=${encodeURIComponent("e2e.example.com")}`));
+    const rows = page.locator("table.data tbody tr:not(.skeleton-row)");
+    await eventually(async () => (await rows.count()) === 1, "exactly the created certificate");
+    const before = (await rows.first().locator("td").nth(5).textContent()).trim();
+    await page.getByLabel(`Select certificates/${id}`, { exact: true }).check();
+    await page.getByRole("button", { name: /Change owner/ }).click();
+    const dialog = page.getByRole("dialog");
+    const select = dialog.getByLabel("New owner", { exact: true });
+    const options = await select.locator("option").evaluateAll((os) => os.map((o) => ({ value: o.value, text: o.textContent })).filter((o) => o.value));
+    assert.ok(options.length >= 2, "the demo has several owners");
+    const target = options.find((o) => !before.startsWith(o.text.split(" (")[0])) ?? options[1];
+    await select.selectOption(target.value);
+    await dialog.getByRole("button", { name: /Change owner of 1/ }).click();
+    await eventually(async () => (await page.getByRole("dialog").count()) === 0 || !(await page.getByRole("dialog").isVisible()), "the dialog to close");
+    await eventually(async () => (await rows.first().locator("td").nth(5).textContent()).trim() !== before, "the new owner in the row");
+    assertNoConsoleErrors("bulk change owner");
+  });
+
   await t.test("the audit trail shows the create and update, and the chain verifies", async () => {
     await page.goto(url(`/audit?resource=${encodeURIComponent(`certificates/${id}`)}`));
     await page.getByRole("heading", { name: "Audit trail" }).waitFor();
@@ -214,6 +233,19 @@ test("GUI against a real certctl server", { timeout: 300_000 }, async (t) => {
     const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export CSV" }).click()]);
     assert.match(download.suggestedFilename(), /\.csv$/);
     assertNoConsoleErrors("audit");
+  });
+
+  await t.test("deleting the certificate returns to the list", async () => {
+    await page.goto(url(`/certificates/${id}`));
+    await page.getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Delete certificate" }).click();
+    await page.waitForURL(/\/certificates$/);
+    const res = await page.goto(url(`/certificates/${id}`));
+    assert.equal(res.status(), 200);
+    // The API answers NotFound; the page shows its message rather than a blank screen.
+    await page.getByRole("alert").waitFor();
+    assert.match(await page.getByRole("alert").textContent(), /not.found|not found|does not exist|no such/i);
+    assertNoConsoleErrors("delete");
   });
 
   await t.test("theme toggle persists across reloads", async () => {
