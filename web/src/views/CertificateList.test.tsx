@@ -92,4 +92,18 @@ describe("<CertificateList>", () => {
     expect(screen.getByText("3 selected")).toBeTruthy();
     expect(screen.getByRole("button", { name: /Change owner/ })).toBeTruthy();
   });
+
+  it("moves between rows with arrow keys and selects with x", async () => {
+    renderAt("/certificates");
+    await screen.findByText("c0.example.com");
+    const user = userEvent.setup();
+    screen.getByRole("link", { name: "c0" }).focus();
+    await user.keyboard("{ArrowDown}");
+    expect(document.activeElement).toBe(screen.getByRole("link", { name: "c1" }));
+    await user.keyboard("x");
+    expect(screen.getByText("1 selected")).toBeTruthy();
+    expect((screen.getByLabelText("Select certificates/c1") as HTMLInputElement).checked).toBe(true);
+    await user.keyboard("k");
+    expect(document.activeElement).toBe(screen.getByRole("link", { name: "c0" }));
+  });
 });

@@ -418,10 +418,33 @@ export function CertificateList() {
 
   const filterCount = activeFilterCount(filters);
 
+  // Arrow keys (or j/k) move between rows; x toggles the focused row's selection.
+  const onRowKey = (e: React.KeyboardEvent<HTMLTableSectionElement>) => {
+    const t = e.target as HTMLElement;
+    const tr = t.closest("tr");
+    if (!tr || (t.tagName === "INPUT" && e.key !== "ArrowDown" && e.key !== "ArrowUp")) return;
+    const trs = [...e.currentTarget.querySelectorAll("tr")];
+    const i = trs.indexOf(tr);
+    let to: HTMLTableRowElement | undefined;
+    if (e.key === "ArrowDown" || e.key === "j") to = trs[i + 1];
+    else if (e.key === "ArrowUp" || e.key === "k") to = trs[i - 1];
+    else if (e.key === "x") {
+      e.preventDefault();
+      toggle(i, e.shiftKey);
+      return;
+    } else return;
+    e.preventDefault();
+    to?.querySelector<HTMLElement>("td a")?.focus();
+  };
+
   return (
     <>
       <div className="page-head">
         <h1>Certificates</h1>
+        <span className="faint" style={{ alignSelf: "flex-end", fontSize: 12 }}>
+          <kbd>/</kbd> search · <kbd>↑</kbd>
+          <kbd>↓</kbd> move · <kbd>x</kbd> select · shift-click a range
+        </span>
         <span className="spacer" />
         <Field label="Sort by">
           {(p) => (
@@ -480,7 +503,7 @@ export function CertificateList() {
                 <th>Issuer</th>
               </tr>
             </thead>
-            <tbody>
+            <tbody onKeyDown={onRowKey}>
               {q.isPending &&
                 Array.from({ length: 8 }, (_, i) => (
                   <tr key={i} className="skeleton-row" aria-hidden="true">

@@ -15,7 +15,7 @@ import { resourceLink } from "../components/audit";
 const HORIZON_DAYS = 90;
 
 function SummaryCards() {
-  const q = useQuery({ queryKey: [...keys.certificates, "summary"], queryFn: () => inventory.summarizeCertificates({}) });
+  const q = useQuery({ queryKey: [...keys.certificates, "summary"], queryFn: () => inventory.summarizeCertificates({}), refetchInterval: 60_000 });
   if (q.isPending) return <Loading what="summary" />;
   if (q.isError) return <ErrorAlert error={q.error} title="Could not load the certificate summary" />;
   const s = q.data;
@@ -188,7 +188,7 @@ function ExpiryTimeline() {
 
 function RecentActivity() {
   const now = useNow();
-  const q = useQuery({ queryKey: [...keys.audit, "recent"], queryFn: () => audit.listAuditEvents({ pageSize: 10 }) });
+  const q = useQuery({ queryKey: [...keys.audit, "recent"], queryFn: () => audit.listAuditEvents({ pageSize: 10 }), refetchInterval: 30_000 });
   return (
     <section className="panel flush" aria-labelledby="activity-h">
       <div className="panel-head">
