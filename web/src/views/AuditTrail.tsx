@@ -14,6 +14,7 @@ import { currentToken, firstPage, popPrevious, pushNext, type PageStack } from "
 import { downloadText } from "../lib/download";
 import { formatExact } from "../lib/expiry";
 import { ExportFormat } from "../gen/certctl/audit/v1/audit_pb";
+import { useTitle } from "../lib/useTitle";
 
 const PAGE_SIZE = 50;
 
@@ -190,6 +191,7 @@ function ExportButtons({ filters }: { filters: AuditFilters }) {
 }
 
 export function AuditTrail() {
+  useTitle("Audit trail");
   const [params, setParams] = useSearchParams();
   const filters = useMemo(() => auditFiltersFromParams(params), [params]);
   const filterKey = auditFiltersToParams(filters).toString();

@@ -19,6 +19,7 @@ import { resourceId } from "../lib/names";
 import { downloadText } from "../lib/download";
 import { keyAlgorithmLabel } from "../lib/keys";
 import { AuditTable } from "../components/audit";
+import { useTitle } from "../lib/useTitle";
 
 /** Why the certificate is in its state, in one sentence. */
 export function stateReason(c: Certificate, now: Date): string {
@@ -317,6 +318,7 @@ function AuditHistory({ name }: { name: string }) {
 export function CertificateDetail() {
   const { id = "" } = useParams();
   const name = `certificates/${id}`;
+  useTitle(id);
   const now = useNow();
   const owners = useAllOwners();
   const teams = useAllTeams();

@@ -10,6 +10,7 @@ import { useToast } from "../components/Toasts";
 import { ID_PATTERN, resourceId, suggestId } from "../lib/names";
 import { changedFields, formatLabels, newRequestId, parseLabels, splitList } from "../lib/form";
 import type { Certificate } from "../gen/certctl/inventory/v1/inventory_pb";
+import { useTitle } from "../lib/useTitle";
 
 interface FormValues {
   certificate_id: string;
@@ -274,6 +275,7 @@ function CertificateFormBody({ mode, initial }: { mode: "create" | "edit"; initi
 export function CertificateForm({ mode }: { mode: "create" | "edit" }) {
   const { id = "" } = useParams();
   const name = `certificates/${id}`;
+  useTitle(mode === "create" ? "New certificate" : `Edit ${id}`);
   const q = useQuery({ queryKey: keys.certificate(name), queryFn: () => inventory.getCertificate({ name }), enabled: mode === "edit" });
   return (
     <>

@@ -27,6 +27,7 @@ import { Modal } from "../components/Modal";
 import { Icon } from "../components/Icon";
 import { useToast } from "../components/Toasts";
 import { CertificateState, type Certificate, type ListCertificatesResponse } from "../gen/certctl/inventory/v1/inventory_pb";
+import { useTitle } from "../lib/useTitle";
 
 const PAGE_SIZE = 50;
 
@@ -350,6 +351,7 @@ function ChangeOwnerDialog({
 }
 
 export function CertificateList() {
+  useTitle("Certificates");
   const [params, setParams] = useSearchParams();
   const filters = useMemo(() => certificateFiltersFromParams(params), [params]);
   const filterKey = certificateFiltersToParams(filters).toString();

@@ -11,6 +11,7 @@ import { bucketByDay, type DayBucket } from "../lib/timeline";
 import { resourceId } from "../lib/names";
 import type { Certificate } from "../gen/certctl/inventory/v1/inventory_pb";
 import { resourceLink } from "../components/audit";
+import { useTitle } from "../lib/useTitle";
 
 const HORIZON_DAYS = 90;
 
@@ -226,6 +227,7 @@ function RecentActivity() {
 }
 
 export function Dashboard() {
+  useTitle("Dashboard");
   return (
     <>
       <div className="page-head">

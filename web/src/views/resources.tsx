@@ -17,6 +17,7 @@ import { ID_PATTERN, resourceId, suggestId } from "../lib/names";
 import { formatLabels, parseLabels } from "../lib/form";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Agent, Owner, RenewalPolicy, Target, Team } from "../gen/certctl/inventory/v1/inventory_pb";
+import { useTitle } from "../lib/useTitle";
 
 type Values = Record<string, string>;
 
@@ -187,6 +188,7 @@ function DeleteConfirm<T extends Base>({ cfg, item, onClose }: { cfg: ResourceCo
 }
 
 function ResourcePage<T extends Base>({ cfg }: { cfg: ResourceConfig<T> }) {
+  useTitle(cfg.title);
   const now = useNow();
   const [stack, setStack] = useState<PageStack>(firstPage);
   const [dialog, setDialog] = useState<{ mode: "create" } | { mode: "edit"; item: T } | { mode: "delete"; item: T } | null>(null);
