@@ -124,7 +124,7 @@ function ResourceForm<T extends Base>({
         {cfg.fields
           .filter((f) => !f.when || f.when(v))
           .map((f) => (
-            <Field key={f.key} label={f.label} required={f.required} hint={f.hint} error={violationFor(err, f.key)} className={f.span || f.kind === "textarea" ? "span-2" : undefined}>
+            <Field key={f.key} label={f.label} required={f.required} hint={f.hint} error={violationFor(err, f.key.replace(/^web\./, `${v.kind ?? "nginx"}.`))} className={f.span || f.kind === "textarea" ? "span-2" : undefined}>
               {(p) =>
                 f.kind === "select" ? (
                   <select {...p} value={v[f.key] ?? ""} onChange={(e) => setV({ ...v, [f.key]: e.target.value })}>
