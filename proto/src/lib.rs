@@ -51,3 +51,60 @@ pub const OPENAPI_DOCUMENTS: &[&str] = &[
     include_str!(concat!(env!("OUT_DIR"), "/certctl.inventory.v1.openapi.json")),
     include_str!(concat!(env!("OUT_DIR"), "/certctl.audit.v1.openapi.json")),
 ];
+
+/// Converts JSON to a `google.protobuf.Struct` (non-objects are wrapped as `{"value": ...}`).
+pub fn json_to_struct(value: &serde_json::Value) -> Option<pbjson_types::Struct> {
+    match value {
+        serde_json::Value::Null => None,
+        serde_json::Value::Object(map) => Some(pbjson_types::Struct {
+            fields: map.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect(),
+        }),
+        other => Some(pbjson_types::Struct { fields: [("value".to_owned(), json_to_value(other))].into_iter().collect() }),
+    }
+}
+
+fn json_to_value(value: &serde_json::Value) -> pbjson_types::Value {
+    use pbjson_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(a) => Kind::ListValue(pbjson_types::ListValue { values: a.iter().map(json_to_value).collect() }),
+        serde_json::Value::Object(m) => Kind::StructValue(pbjson_types::Struct {
+            fields: m.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect(),
+        }),
+    };
+    pbjson_types::Value { kind: Some(kind) }
+}
+
+/// Converts a `google.protobuf.Struct` back to JSON.
+pub fn struct_to_json(value: Option<&pbjson_types::Struct>) -> serde_json::Value {
+    match value {
+        None => serde_json::Value::Null,
+        Some(s) => serde_json::Value::Object(s.fields.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect()),
+    }
+}
+
+fn value_to_json(value: &pbjson_types::Value) -> serde_json::Value {
+    use pbjson_types::value::Kind;
+    match &value.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
+        Some(Kind::NumberValue(n)) => {
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                serde_json::Value::from(*n as i64)
+            } else {
+                serde_json::Number::from_f64(*n).map_or(serde_json::Value::Null, serde_json::Value::Number)
+            }
+        }
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
+        Some(Kind::ListValue(l)) => serde_json::Value::Array(l.values.iter().map(value_to_json).collect()),
+        Some(Kind::StructValue(s)) => struct_to_json(Some(s)),
+    }
+}
+
+/// Converts Unix seconds to a protobuf timestamp.
+pub fn timestamp(seconds: i64) -> Option<pbjson_types::Timestamp> {
+    Some(pbjson_types::Timestamp { seconds, nanos: 0 })
+}

@@ -287,7 +287,7 @@ pub fn validate_san(field: &str, san: &str) -> Result<(), DomainError> {
     validate_dns_name(field, san)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Owner {
     pub id: String,
     pub display_name: String,
@@ -325,7 +325,7 @@ impl Owner {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Team {
     pub id: String,
     pub display_name: String,
@@ -430,7 +430,7 @@ impl TargetConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub id: String,
     pub display_name: String,
@@ -473,7 +473,7 @@ impl Target {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Agent {
     pub id: String,
     pub display_name: String,
@@ -513,7 +513,7 @@ impl Agent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenewalPolicy {
     pub id: String,
     pub display_name: String,

@@ -1,0 +1,183 @@
+//! The inventory's storage: one trait, a SQLite and a PostgreSQL
+//! implementation generated from the same SQL (`sql.rs`), and one
+//! conformance suite (`tests/store_conformance.rs`) that runs against both.
+
+mod sql;
+
+use async_trait::async_trait;
+use certctl_common::StoreError;
+use certctl_domain::audit::NewAuditEvent;
+use certctl_domain::inventory::{Certificate, CertificateState, CertificateVersion, ParsedCertificate};
+use certctl_domain::UnixTime;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use sql::{PostgresStore, SqliteStore};
+
+/// How certificate listings are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateOrder {
+    NotAfter { descending: bool },
+    Name { descending: bool },
+    CreateTime { descending: bool },
+}
+
+/// The position after the last row of a page.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    pub key: i64,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateQuery {
+    pub owner: Option<String>,
+    pub team: Option<String>,
+    pub state: Option<CertificateState>,
+    pub issuer: Option<String>,
+    pub environment: Option<String>,
+    pub expire_before: Option<UnixTime>,
+    /// Lower-case substring of the CN or a SAN.
+    pub search: Option<String>,
+    pub order: CertificateOrder,
+    pub after: Option<Cursor>,
+    pub limit: i64,
+    /// "Now" for state filters.
+    pub now: UnixTime,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub total: i64,
+    pub pending: i64,
+    pub active: i64,
+    pub expiring: i64,
+    pub expired: i64,
+    pub revoked: i64,
+    pub expiring_within_7_days: i64,
+    pub expiring_within_30_days: i64,
+}
+
+/// A resource stored as a JSON document (owners, teams, targets, agents,
+/// renewal policies): small tables whose fields nobody filters on.
+pub trait Document: Serialize + DeserializeOwned + Send + Sync + 'static {
+    const TABLE: Table;
+    fn id(&self) -> &str;
+    fn create_time(&self) -> UnixTime;
+    fn update_time(&self) -> UnixTime;
+}
+
+/// The document tables, named by a closed set so no caller can inject SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Owners,
+    Teams,
+    Targets,
+    Agents,
+    RenewalPolicies,
+}
+
+impl Table {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owners => "owners",
+            Self::Teams => "teams",
+            Self::Targets => "targets",
+            Self::Agents => "agents",
+            Self::RenewalPolicies => "renewal_policies",
+        }
+    }
+}
+
+/// One row of the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub event: NewAuditEvent,
+}
+
+/// The inventory's persistence. Every mutating method takes the audit event
+/// describing it and commits both in one transaction (the outbox).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a certificate. With a `request_id` already used, returns the
+    /// certificate that request created instead.
+    async fn create_certificate(
+        &self,
+        certificate: &Certificate,
+        request_id: Option<&str>,
+        event: NewAuditEvent,
+    ) -> Result<Certificate, StoreError>;
+    async fn get_certificate(&self, id: &str) -> Result<Certificate, StoreError>;
+    /// Replaces the caller-settable fields of an existing certificate.
+    async fn update_certificate(&self, certificate: &Certificate, event: NewAuditEvent) -> Result<(), StoreError>;
+    async fn delete_certificate(&self, id: &str, event: NewAuditEvent) -> Result<(), StoreError>;
+    async fn list_certificates(&self, query: &CertificateQuery) -> Result<Vec<Certificate>, StoreError>;
+    async fn summarize(&self, now: UnixTime) -> Result<Summary, StoreError>;
+    /// True when some certificate references `name` through `column`
+    /// (`owner`, `team` or `renewal_policy`).
+    async fn certificate_references(&self, column: ReferenceColumn, name: &str) -> Result<bool, StoreError>;
+    /// Moves every certificate on `policy` to a new alert lead.
+    async fn set_alert_lead(&self, policy: &str, alert_lead_secs: i64) -> Result<(), StoreError>;
+
+    /// Appends the next version to a certificate and makes it current.
+    async fn add_version(
+        &self,
+        certificate_id: &str,
+        pem_chain: &str,
+        parsed: &ParsedCertificate,
+        now: UnixTime,
+        event: impl FnOnce(i64) -> NewAuditEvent + Send,
+    ) -> Result<CertificateVersion, StoreError>
+    where
+        Self: Sized;
+    async fn get_version(&self, certificate_id: &str, version: i64) -> Result<CertificateVersion, StoreError>;
+    /// Newest first.
+    async fn list_versions(
+        &self,
+        certificate_id: &str,
+        before_version: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<CertificateVersion>, StoreError>;
+
+    async fn create_document<D: Document>(&self, doc: &D, event: NewAuditEvent) -> Result<(), StoreError>
+    where
+        Self: Sized;
+    async fn get_document<D: Document>(&self, id: &str) -> Result<D, StoreError>
+    where
+        Self: Sized;
+    async fn update_document<D: Document>(&self, doc: &D, event: NewAuditEvent) -> Result<(), StoreError>
+    where
+        Self: Sized;
+    async fn delete_document<D: Document>(&self, id: &str, event: NewAuditEvent) -> Result<(), StoreError>
+    where
+        Self: Sized;
+    /// Ordered by id, after `after_id`.
+    async fn list_documents<D: Document>(&self, after_id: Option<&str>, limit: i64) -> Result<Vec<D>, StoreError>
+    where
+        Self: Sized;
+
+    /// The oldest undelivered audit events.
+    async fn outbox_batch(&self, limit: i64) -> Result<Vec<OutboxEntry>, StoreError>;
+    async fn outbox_ack(&self, ids: &[i64]) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceColumn {
+    Owner,
+    Team,
+    RenewalPolicy,
+}
+
+impl ReferenceColumn {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Team => "team",
+            Self::RenewalPolicy => "renewal_policy",
+        }
+    }
+}
+
+/// Sort key of a pending certificate: after every real expiry.
+pub const PENDING_EXPIRY_KEY: i64 = i64::MAX;

@@ -1,0 +1,627 @@
+//! The SQL behind both backends. The statements are the same text for SQLite
+//! and PostgreSQL (`$n` placeholders, row-value comparisons, `RETURNING`), so
+//! one macro expands them against each driver's concrete types; the only
+//! dialect difference, the SQLite write lock, is a constant.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use certctl_common::StoreError;
+use certctl_domain::UnixTime;
+use certctl_domain::audit::NewAuditEvent;
+use certctl_domain::inventory::{
+    Certificate, CertificateState, CertificateVersion, CurrentVersion, KeyAlgorithm, ParsedCertificate,
+};
+use sqlx::Row;
+
+use super::{
+    CertificateOrder, CertificateQuery, Document, OutboxEntry, PENDING_EXPIRY_KEY, ReferenceColumn, Store, Summary,
+};
+
+const CERT_COLUMNS: &str = "id, display_name, common_name, sans, owner, team, environment, issuer, profile, \
+    renewal_policy, targets, labels, metadata, current_version, serial_number, fingerprint, not_before, \
+    expiry_key, alert_lead_secs, revoked, create_time, update_time";
+
+const VERSION_COLUMNS: &str = "certificate_id, version, pem_chain, serial_number, fingerprint, subject, issuer_dn, \
+    common_name, sans, key_algorithm, key_size, not_before, not_after, create_time";
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data always serialises")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("corrupt JSON in column {column}: {e}")))
+}
+
+fn search_text(c: &Certificate) -> String {
+    let mut parts = vec![c.common_name.to_lowercase()];
+    parts.extend(c.subject_alt_names.iter().map(|s| s.to_lowercase()));
+    parts.join(" ")
+}
+
+/// Escapes LIKE wildcards so a search for `50%` means the text `50%`.
+fn like_pattern(search: &str) -> String {
+    let mut out = String::from("%");
+    for c in search.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Builds the WHERE/ORDER BY of a certificate listing. Every value is bound;
+/// only fixed column names and operators are formatted into the text.
+struct ListSql {
+    sql: String,
+    ints: Vec<(usize, i64)>,
+    texts: Vec<(usize, String)>,
+}
+
+fn list_sql(q: &CertificateQuery) -> ListSql {
+    let mut conds: Vec<String> = Vec::new();
+    let mut ints = Vec::new();
+    let mut texts = Vec::new();
+    let mut n = 0;
+    let mut text = |conds: &mut Vec<String>, col: &str, v: &str| {
+        n += 1;
+        conds.push(format!("{col} = ${n}"));
+        texts.push((n, v.to_owned()));
+    };
+    if let Some(v) = &q.owner {
+        text(&mut conds, "owner", v);
+    }
+    if let Some(v) = &q.team {
+        text(&mut conds, "team", v);
+    }
+    if let Some(v) = &q.issuer {
+        text(&mut conds, "issuer", v);
+    }
+    if let Some(v) = &q.environment {
+        text(&mut conds, "environment", v);
+    }
+    let mut int = |v: i64| {
+        n += 1;
+        ints.push((n, v));
+        n
+    };
+    if let Some(state) = q.state {
+        let now = int(q.now);
+        conds.push(match state {
+            CertificateState::Revoked => "revoked".to_owned(),
+            CertificateState::Pending => "NOT revoked AND current_version IS NULL".to_owned(),
+            CertificateState::Expired => format!("NOT revoked AND expiry_key <= ${now}"),
+            CertificateState::Expiring => format!("NOT revoked AND expiring_at <= ${now} AND expiry_key > ${now}"),
+            CertificateState::Active => {
+                format!("NOT revoked AND expiring_at > ${now} AND current_version IS NOT NULL")
+            }
+        });
+    }
+    if let Some(t) = q.expire_before {
+        let p = int(t);
+        conds.push(format!("expiry_key < ${p}"));
+    }
+    let (key_col, descending) = match q.order {
+        CertificateOrder::NotAfter { descending } => ("expiry_key", descending),
+        CertificateOrder::Name { descending } => ("0", descending),
+        CertificateOrder::CreateTime { descending } => ("create_time", descending),
+    };
+    if let Some(after) = &q.after {
+        let cmp = if descending { "<" } else { ">" };
+        if key_col == "0" {
+            n += 1;
+            conds.push(format!("id {cmp} ${n}"));
+            texts.push((n, after.id.clone()));
+        } else {
+            n += 1;
+            let k = n;
+            ints.push((k, after.key));
+            n += 1;
+            conds.push(format!("({key_col}, id) {cmp} (${k}, ${n})"));
+            texts.push((n, after.id.clone()));
+        }
+    }
+    if let Some(s) = &q.search {
+        n += 1;
+        conds.push(format!("search_text LIKE ${n} ESCAPE '\\'"));
+        texts.push((n, like_pattern(s)));
+    }
+    let where_clause = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let dir = if descending { "DESC" } else { "ASC" };
+    let order = if key_col == "0" { format!("id {dir}") } else { format!("{key_col} {dir}, id {dir}") };
+    n += 1;
+    ints.push((n, q.limit));
+    ListSql { sql: format!("SELECT {CERT_COLUMNS} FROM certificates{where_clause} ORDER BY {order} LIMIT ${n}"), ints, texts }
+}
+
+/// Binds `ListSql` values in placeholder order.
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+fn ordered_binds(ints: Vec<(usize, i64)>, texts: Vec<(usize, String)>) -> Vec<Bind> {
+    let mut all: Vec<(usize, Bind)> = ints.into_iter().map(|(i, v)| (i, Bind::Int(v))).collect();
+    all.extend(texts.into_iter().map(|(i, v)| (i, Bind::Text(v))));
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, b)| b).collect()
+}
+
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $pool:ty, $row:ty, $begin_write:expr) => {
+        /// The inventory store on this backend.
+        #[derive(Debug, Clone)]
+        pub struct $store {
+            pool: $pool,
+        }
+
+        impl $store {
+            pub fn new(pool: $pool) -> Self {
+                Self { pool }
+            }
+
+            fn certificate_from_row(row: &$row) -> Result<Certificate, StoreError> {
+                let current_version: Option<i64> = row.try_get("current_version")?;
+                let expiry_key: i64 = row.try_get("expiry_key")?;
+                let current = match current_version {
+                    Some(version) => Some(CurrentVersion {
+                        version,
+                        serial_number: row.try_get("serial_number")?,
+                        sha256_fingerprint: row.try_get("fingerprint")?,
+                        not_before: row.try_get::<Option<i64>, _>("not_before")?.unwrap_or_default(),
+                        not_after: expiry_key,
+                    }),
+                    None => None,
+                };
+                Ok(Certificate {
+                    id: row.try_get("id")?,
+                    display_name: row.try_get("display_name")?,
+                    common_name: row.try_get("common_name")?,
+                    subject_alt_names: from_json("sans", &row.try_get::<String, _>("sans")?)?,
+                    owner: row.try_get("owner")?,
+                    team: row.try_get("team")?,
+                    environment: row.try_get("environment")?,
+                    issuer: row.try_get("issuer")?,
+                    profile: row.try_get("profile")?,
+                    renewal_policy: row.try_get("renewal_policy")?,
+                    targets: from_json("targets", &row.try_get::<String, _>("targets")?)?,
+                    labels: from_json::<BTreeMap<String, String>>("labels", &row.try_get::<String, _>("labels")?)?,
+                    metadata: from_json::<BTreeMap<String, String>>("metadata", &row.try_get::<String, _>("metadata")?)?,
+                    current,
+                    revoked: row.try_get("revoked")?,
+                    alert_lead_secs: row.try_get("alert_lead_secs")?,
+                    create_time: row.try_get("create_time")?,
+                    update_time: row.try_get("update_time")?,
+                })
+            }
+
+            fn version_from_row(row: &$row) -> Result<CertificateVersion, StoreError> {
+                Ok(CertificateVersion {
+                    certificate_id: row.try_get("certificate_id")?,
+                    version: row.try_get("version")?,
+                    pem_chain: row.try_get("pem_chain")?,
+                    parsed: ParsedCertificate {
+                        serial_number: row.try_get("serial_number")?,
+                        sha256_fingerprint: row.try_get("fingerprint")?,
+                        subject: row.try_get("subject")?,
+                        issuer: row.try_get("issuer_dn")?,
+                        common_name: row.try_get("common_name")?,
+                        subject_alt_names: from_json("sans", &row.try_get::<String, _>("sans")?)?,
+                        key_algorithm: KeyAlgorithm::parse(&row.try_get::<String, _>("key_algorithm")?),
+                        key_size: row.try_get::<i64, _>("key_size")? as i32,
+                        not_before: row.try_get("not_before")?,
+                        not_after: row.try_get("not_after")?,
+                    },
+                    create_time: row.try_get("create_time")?,
+                })
+            }
+
+            async fn begin(&self) -> Result<sqlx::Transaction<'static, $db>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                // SQLite: take the write lock up front so two writers queue on
+                // busy_timeout instead of failing to upgrade a read lock.
+                if let Some(sql) = $begin_write {
+                    sqlx::query(sql).execute(&mut *tx).await?;
+                }
+                Ok(tx)
+            }
+
+            async fn outbox(tx: &mut sqlx::Transaction<'static, $db>, event: &NewAuditEvent) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO outbox (event) VALUES ($1)").bind(json(event)).execute(&mut **tx).await?;
+                Ok(())
+            }
+
+            fn bind_certificate<'q>(
+                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
+                c: &Certificate,
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+                query
+                    .bind(c.id.clone())
+                    .bind(c.display_name.clone())
+                    .bind(c.common_name.clone())
+                    .bind(json(&c.subject_alt_names))
+                    .bind(c.owner.clone())
+                    .bind(c.team.clone())
+                    .bind(c.environment.clone())
+                    .bind(c.issuer.clone())
+                    .bind(c.profile.clone())
+                    .bind(c.renewal_policy.clone())
+                    .bind(json(&c.targets))
+                    .bind(json(&c.labels))
+                    .bind(json(&c.metadata))
+                    .bind(search_text(c))
+                    .bind(c.alert_lead_secs)
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            async fn create_certificate(
+                &self,
+                certificate: &Certificate,
+                request_id: Option<&str>,
+                event: NewAuditEvent,
+            ) -> Result<Certificate, StoreError> {
+                let mut tx = self.begin().await?;
+                if let Some(request_id) = request_id {
+                    let seen: Option<String> = sqlx::query_scalar("SELECT resource FROM request_ids WHERE request_id = $1")
+                        .bind(request_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(resource) = seen {
+                        tx.rollback().await?;
+                        let id = resource.trim_start_matches("certificates/");
+                        return self.get_certificate(id).await;
+                    }
+                    sqlx::query("INSERT INTO request_ids (request_id, resource, create_time) VALUES ($1, $2, $3)")
+                        .bind(request_id)
+                        .bind(certificate.name())
+                        .bind(certificate.create_time)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let insert = sqlx::query(
+                    "INSERT INTO certificates (id, display_name, common_name, sans, owner, team, environment, issuer, \
+                     profile, renewal_policy, targets, labels, metadata, search_text, alert_lead_secs, expiring_at, \
+                     expiry_key, create_time, update_time) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                );
+                let expiry_key = certificate.current.as_ref().map_or(PENDING_EXPIRY_KEY, |v| v.not_after);
+                Self::bind_certificate(insert, certificate)
+                    .bind(certificate.expiring_at())
+                    .bind(expiry_key)
+                    .bind(certificate.create_time)
+                    .bind(certificate.update_time)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| StoreError::from_sqlx(e, || certificate.name()))?;
+                Self::outbox(&mut tx, &event).await?;
+                tx.commit().await?;
+                Ok(certificate.clone())
+            }
+
+            async fn get_certificate(&self, id: &str) -> Result<Certificate, StoreError> {
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {CERT_COLUMNS} FROM certificates WHERE id = $1")))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound { resource: format!("certificates/{id}") })?;
+                Self::certificate_from_row(&row)
+            }
+
+            async fn update_certificate(&self, certificate: &Certificate, event: NewAuditEvent) -> Result<(), StoreError> {
+                let mut tx = self.begin().await?;
+                let update = sqlx::query(
+                    "UPDATE certificates SET display_name = $2, common_name = $3, sans = $4, owner = $5, team = $6, \
+                     environment = $7, issuer = $8, profile = $9, renewal_policy = $10, targets = $11, labels = $12, \
+                     metadata = $13, search_text = $14, alert_lead_secs = $15, \
+                     expiring_at = CASE WHEN current_version IS NULL THEN NULL ELSE expiry_key - $15 END, \
+                     update_time = $16 WHERE id = $1",
+                );
+                let done = Self::bind_certificate(update, certificate)
+                    .bind(certificate.update_time)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound { resource: certificate.name() });
+                }
+                Self::outbox(&mut tx, &event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_certificate(&self, id: &str, event: NewAuditEvent) -> Result<(), StoreError> {
+                let mut tx = self.begin().await?;
+                sqlx::query("DELETE FROM certificate_versions WHERE certificate_id = $1").bind(id).execute(&mut *tx).await?;
+                let done = sqlx::query("DELETE FROM certificates WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound { resource: format!("certificates/{id}") });
+                }
+                Self::outbox(&mut tx, &event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_certificates(&self, query: &CertificateQuery) -> Result<Vec<Certificate>, StoreError> {
+                let ListSql { sql, ints, texts } = list_sql(query);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for bind in ordered_binds(ints, texts) {
+                    q = match bind {
+                        Bind::Int(v) => q.bind(v),
+                        Bind::Text(v) => q.bind(v),
+                    };
+                }
+                let rows = q.fetch_all(&self.pool).await?;
+                rows.iter().map(Self::certificate_from_row).collect()
+            }
+
+            async fn summarize(&self, now: UnixTime) -> Result<Summary, StoreError> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS total, \
+                     COALESCE(SUM(CASE WHEN revoked THEN 1 ELSE 0 END), 0) AS revoked, \
+                     COALESCE(SUM(CASE WHEN NOT revoked AND current_version IS NULL THEN 1 ELSE 0 END), 0) AS pending, \
+                     COALESCE(SUM(CASE WHEN NOT revoked AND expiry_key <= $1 THEN 1 ELSE 0 END), 0) AS expired, \
+                     COALESCE(SUM(CASE WHEN NOT revoked AND expiring_at <= $1 AND expiry_key > $1 THEN 1 ELSE 0 END), 0) AS expiring, \
+                     COALESCE(SUM(CASE WHEN NOT revoked AND current_version IS NOT NULL AND expiring_at > $1 THEN 1 ELSE 0 END), 0) AS active, \
+                     COALESCE(SUM(CASE WHEN NOT revoked AND expiry_key > $1 AND expiry_key <= $2 THEN 1 ELSE 0 END), 0) AS within7, \
+                     COALESCE(SUM(CASE WHEN NOT revoked AND expiry_key > $1 AND expiry_key <= $3 THEN 1 ELSE 0 END), 0) AS within30 \
+                     FROM certificates",
+                )
+                .bind(now)
+                .bind(now + 7 * 86_400)
+                .bind(now + 30 * 86_400)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(Summary {
+                    total: row.try_get("total")?,
+                    pending: row.try_get("pending")?,
+                    active: row.try_get("active")?,
+                    expiring: row.try_get("expiring")?,
+                    expired: row.try_get("expired")?,
+                    revoked: row.try_get("revoked")?,
+                    expiring_within_7_days: row.try_get("within7")?,
+                    expiring_within_30_days: row.try_get("within30")?,
+                })
+            }
+
+            async fn certificate_references(&self, column: ReferenceColumn, name: &str) -> Result<bool, StoreError> {
+                let sql = format!("SELECT 1 FROM certificates WHERE {} = $1 LIMIT 1", column.as_str());
+                let found = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(name).fetch_optional(&self.pool).await?;
+                Ok(found.is_some())
+            }
+
+            async fn set_alert_lead(&self, policy: &str, alert_lead_secs: i64) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE certificates SET alert_lead_secs = $1, \
+                     expiring_at = CASE WHEN current_version IS NULL THEN NULL ELSE expiry_key - $1 END \
+                     WHERE renewal_policy = $2",
+                )
+                .bind(alert_lead_secs)
+                .bind(policy)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn add_version(
+                &self,
+                certificate_id: &str,
+                pem_chain: &str,
+                parsed: &ParsedCertificate,
+                now: UnixTime,
+                event: impl FnOnce(i64) -> NewAuditEvent + Send,
+            ) -> Result<CertificateVersion, StoreError> {
+                let mut tx = self.begin().await?;
+                // Writing the certificate row first locks it, so concurrent
+                // versions of one certificate are numbered one after another.
+                let version: Option<i64> = sqlx::query_scalar(
+                    "UPDATE certificates SET update_time = $2 WHERE id = $1 \
+                     RETURNING COALESCE(current_version, 0) + 1",
+                )
+                .bind(certificate_id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(version) = version else {
+                    return Err(StoreError::NotFound { resource: format!("certificates/{certificate_id}") });
+                };
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO certificate_versions ({VERSION_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                )))
+                .bind(certificate_id)
+                .bind(version)
+                .bind(pem_chain)
+                .bind(&parsed.serial_number)
+                .bind(&parsed.sha256_fingerprint)
+                .bind(&parsed.subject)
+                .bind(&parsed.issuer)
+                .bind(&parsed.common_name)
+                .bind(json(&parsed.subject_alt_names))
+                .bind(parsed.key_algorithm.as_str())
+                .bind(i64::from(parsed.key_size))
+                .bind(parsed.not_before)
+                .bind(parsed.not_after)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE certificates SET current_version = $2, serial_number = $3, fingerprint = $4, \
+                     not_before = $5, expiry_key = $6, expiring_at = $6 - alert_lead_secs, revoked = FALSE \
+                     WHERE id = $1",
+                )
+                .bind(certificate_id)
+                .bind(version)
+                .bind(&parsed.serial_number)
+                .bind(&parsed.sha256_fingerprint)
+                .bind(parsed.not_before)
+                .bind(parsed.not_after)
+                .execute(&mut *tx)
+                .await?;
+                Self::outbox(&mut tx, &event(version)).await?;
+                tx.commit().await?;
+                Ok(CertificateVersion {
+                    certificate_id: certificate_id.to_owned(),
+                    version,
+                    pem_chain: pem_chain.to_owned(),
+                    parsed: parsed.clone(),
+                    create_time: now,
+                })
+            }
+
+            async fn get_version(&self, certificate_id: &str, version: i64) -> Result<CertificateVersion, StoreError> {
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {VERSION_COLUMNS} FROM certificate_versions WHERE certificate_id = $1 AND version = $2"
+                )))
+                .bind(certificate_id)
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    resource: certctl_domain::name::version_name(certificate_id, version),
+                })?;
+                Self::version_from_row(&row)
+            }
+
+            async fn list_versions(
+                &self,
+                certificate_id: &str,
+                before_version: Option<i64>,
+                limit: i64,
+            ) -> Result<Vec<CertificateVersion>, StoreError> {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {VERSION_COLUMNS} FROM certificate_versions WHERE certificate_id = $1 AND version < $2 \
+                     ORDER BY version DESC LIMIT $3"
+                )))
+                .bind(certificate_id)
+                .bind(before_version.unwrap_or(i64::MAX))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::version_from_row).collect()
+            }
+
+            async fn create_document<D: Document>(&self, doc: &D, event: NewAuditEvent) -> Result<(), StoreError> {
+                let table = D::TABLE.as_str();
+                let mut tx = self.begin().await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO {table} (id, body, create_time, update_time) VALUES ($1, $2, $3, $4)"
+                )))
+                .bind(doc.id())
+                .bind(json(doc))
+                .bind(doc.create_time())
+                .bind(doc.update_time())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, || document_name::<D>(doc.id())))?;
+                Self::outbox(&mut tx, &event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_document<D: Document>(&self, id: &str) -> Result<D, StoreError> {
+                let table = D::TABLE.as_str();
+                let body: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT body FROM {table} WHERE id = $1")))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let body = body.ok_or_else(|| StoreError::NotFound { resource: document_name::<D>(id) })?;
+                from_json(table, &body)
+            }
+
+            async fn update_document<D: Document>(&self, doc: &D, event: NewAuditEvent) -> Result<(), StoreError> {
+                let table = D::TABLE.as_str();
+                let mut tx = self.begin().await?;
+                let done = sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE {table} SET body = $2, update_time = $3 WHERE id = $1")))
+                    .bind(doc.id())
+                    .bind(json(doc))
+                    .bind(doc.update_time())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound { resource: document_name::<D>(doc.id()) });
+                }
+                Self::outbox(&mut tx, &event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_document<D: Document>(&self, id: &str, event: NewAuditEvent) -> Result<(), StoreError> {
+                let table = D::TABLE.as_str();
+                let mut tx = self.begin().await?;
+                let done = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE id = $1")))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound { resource: document_name::<D>(id) });
+                }
+                Self::outbox(&mut tx, &event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_documents<D: Document>(&self, after_id: Option<&str>, limit: i64) -> Result<Vec<D>, StoreError> {
+                let table = D::TABLE.as_str();
+                let bodies: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT body FROM {table} WHERE id > $1 ORDER BY id LIMIT $2"
+                )))
+                .bind(after_id.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                bodies.iter().map(|b| from_json(table, b)).collect()
+            }
+
+            async fn outbox_batch(&self, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
+                let rows = sqlx::query("SELECT id, event FROM outbox ORDER BY id LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(OutboxEntry {
+                            id: row.try_get("id")?,
+                            event: from_json("outbox.event", &row.try_get::<String, _>("event")?)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn outbox_ack(&self, ids: &[i64]) -> Result<(), StoreError> {
+                let mut tx = self.begin().await?;
+                for id in ids {
+                    sqlx::query("DELETE FROM outbox WHERE id = $1").bind(*id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+fn document_name<D: Document>(id: &str) -> String {
+    let collection = match D::TABLE {
+        super::Table::Owners => "owners",
+        super::Table::Teams => "teams",
+        super::Table::Targets => "targets",
+        super::Table::Agents => "agents",
+        super::Table::RenewalPolicies => "renewalPolicies",
+    };
+    format!("{collection}/{id}")
+}
+
+sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqlitePool, sqlx::sqlite::SqliteRow, Some("UPDATE outbox SET id = id WHERE 0"));
+sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, sqlx::postgres::PgRow, None::<&'static str>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("a%b_c\\"), "%a\\%b\\_c\\\\%");
+    }
+}
