@@ -115,14 +115,14 @@ fn write_forwarders(fds: &FileDescriptorSet, out_dir: &std::path::Path) -> std::
                         code,
                         "type {rpc}Stream = ::tonic::codec::Streaming<{resp}>;\n\
                          async fn {f}(&self, request: ::tonic::Request<{req}>) -> ::std::result::Result<::tonic::Response<Self::{rpc}Stream>, ::tonic::Status> {{\n\
-                         self.client.clone().{f}(request).await\n}}"
+                         self.client.clone().{f}(crate::forwarded(request, None)).await\n}}"
                     )
                     .unwrap();
                 } else {
                     writeln!(
                         code,
                         "async fn {f}(&self, request: ::tonic::Request<{req}>) -> ::std::result::Result<::tonic::Response<{resp}>, ::tonic::Status> {{\n\
-                         self.client.clone().{f}(request).await\n}}"
+                         self.client.clone().{f}(crate::forwarded(request, Some(crate::FORWARD_TIMEOUT))).await\n}}"
                     )
                     .unwrap();
                 }

@@ -1,1 +1,128 @@
+//! The gateway: certctl's one public port. Native gRPC, gRPC-web (for the
+//! GUI) and REST+JSON under `/api/v1` reach the owning services through
+//! generated gRPC forwarders; `/healthz`, `/readyz`, the OpenAPI document and
+//! the web GUI are served beside them.
+//!
+//! Architecture invariant: the gateway holds no domain state and no database.
+//! Every API call leaves through a gRPC client to the service that owns it,
+//! and the caller's identity is set here, never taken from the caller.
 
+mod edge;
+mod health;
+mod rest;
+mod web;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::Router;
+use certctl_common::shutdown::Shutdown;
+use certctl_proto::audit::audit_service_server::AuditServiceServer;
+use certctl_proto::audit::forward::AuditServiceForwarder;
+use certctl_proto::inventory::forward::InventoryServiceForwarder;
+use certctl_proto::inventory::inventory_service_server::InventoryServiceServer;
+use http::HeaderValue;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Largest gRPC message or REST body the gateway accepts.
+const MAX_MESSAGE_BYTES: usize = 32 << 20;
+
+/// What the gateway needs to run.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Channels to the services the gateway fronts.
+    pub inventory: Channel,
+    pub audit: Channel,
+    /// The built GUI (`web/dist`); served at `/` when it holds an `index.html`.
+    pub web_dir: Option<PathBuf>,
+    /// Origins allowed to call the API from a browser on another origin.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// The gateway's whole HTTP surface as one router.
+pub fn router(config: &GatewayConfig, shutdown: Shutdown) -> Result<Router, GatewayError> {
+    let inventory = InventoryServiceForwarder::new(config.inventory.clone());
+    let audit = AuditServiceForwarder::new(config.audit.clone());
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(certctl_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| GatewayError::Reflection(e.to_string()))?;
+    tokio::spawn(health::report_upstreams(
+        health_reporter,
+        config.inventory.clone(),
+        config.audit.clone(),
+        shutdown,
+    ));
+
+    let grpc = tonic::service::Routes::new(
+        InventoryServiceServer::new(inventory.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
+    .add_service(
+        AuditServiceServer::new(audit.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
+    .add_service(health_service)
+    .add_service(reflection)
+    .prepare()
+    .into_axum_router()
+    .layer(tonic_web::GrpcWebLayer::new());
+
+    let app = Router::new()
+        .merge(health::routes(config.inventory.clone(), config.audit.clone()))
+        .merge(rest::routes(inventory, audit, MAX_MESSAGE_BYTES))
+        .merge(grpc);
+    let app = web::mount(app, config.web_dir.as_deref()).layer(axum::middleware::from_fn(edge::identify_caller));
+    Ok(match cors(&config.cors_allowed_origins)? {
+        Some(cors) => app.layer(cors),
+        None => app,
+    })
+}
+
+/// Browsers on the GUI's own origin need no CORS; other origins must be listed.
+fn cors(origins: &[String]) -> Result<Option<CorsLayer>, GatewayError> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let origins = origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o).map_err(|_| GatewayError::BadOrigin(o.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods(tower_http::cors::Any)
+            .allow_headers(tower_http::cors::Any)
+            .expose_headers([
+                http::HeaderName::from_static("grpc-status"),
+                http::HeaderName::from_static("grpc-message"),
+                http::HeaderName::from_static("grpc-status-details-bin"),
+                http::HeaderName::from_static("x-request-id"),
+            ]),
+    ))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("cannot build the gRPC reflection service: {0}")]
+    Reflection(String),
+    #[error("`{0}` is not a valid CORS origin (expected e.g. https://certs.example.com)")]
+    BadOrigin(String),
+}
+
+/// Serves the gateway on `listener` until `shutdown`.
+pub async fn serve(listener: TcpListener, config: GatewayConfig, shutdown: Shutdown) -> std::io::Result<()> {
+    let app = router(&config, shutdown.clone()).map_err(std::io::Error::other)?;
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(%addr, "gateway listening (gRPC, gRPC-web, REST at /api/v1, GUI at /)");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown.wait())
+        .await
+}

@@ -108,3 +108,27 @@ fn value_to_json(value: &pbjson_types::Value) -> serde_json::Value {
 pub fn timestamp(seconds: i64) -> Option<pbjson_types::Timestamp> {
     Some(pbjson_types::Timestamp { seconds, nanos: 0 })
 }
+
+/// Metadata a forwarder passes on to the owning service. Everything else (the
+/// HTTP headers of a REST call, hop-by-hop headers, anything a client made up)
+/// stays at the edge, so a caller cannot speak for the gateway.
+pub const FORWARDED_METADATA: &[&str] = &["x-certctl-actor", "x-request-id", "traceparent", "tracestate"];
+
+/// How long a forwarded unary call may take before the gateway gives up.
+pub const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Rebuilds a request for forwarding: only [`FORWARDED_METADATA`] survives.
+pub fn forwarded<T>(request: tonic::Request<T>, timeout: Option<std::time::Duration>) -> tonic::Request<T> {
+    let (metadata, extensions, message) = request.into_parts();
+    let mut kept = tonic::metadata::MetadataMap::new();
+    for key in FORWARDED_METADATA {
+        if let Some(value) = metadata.get(*key) {
+            kept.insert(*key, value.clone());
+        }
+    }
+    let mut request = tonic::Request::from_parts(kept, extensions, message);
+    if let Some(timeout) = timeout {
+        request.set_timeout(timeout);
+    }
+    request
+}
