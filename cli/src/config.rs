@@ -1,0 +1,248 @@
+//! `certctl server`'s configuration, layered: the TOML file, then `CERTCTL_*`
+//! environment variables, then flags (clap reads env and flags; the file
+//! fills what neither set). Every key is documented in
+//! `deploy/certctl.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use certctl_common::db::DatabaseConfig;
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "certctl-data";
+pub const DEFAULT_WEB_DIR: &str = "web/dist";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// A TOML config file (see deploy/certctl.example.toml).
+    #[arg(long, env = "CERTCTL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Roles to run: `all`, or a comma-separated list of inventory, audit, gateway.
+    #[arg(long, env = "CERTCTL_ROLES", value_delimiter = ',')]
+    pub roles: Option<Vec<String>>,
+    /// The public address: the gateway's when it runs here, else the services' gRPC address [default: 127.0.0.1:8080].
+    #[arg(long, env = "CERTCTL_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory for the embedded SQLite databases [default: ./certctl-data].
+    #[arg(long, env = "CERTCTL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL; when set, every service keeps its data in its own schema there instead of SQLite.
+    #[arg(long, env = "CERTCTL_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Seeds realistic demo data into an empty inventory.
+    #[arg(long, env = "CERTCTL_DEMO")]
+    pub demo: bool,
+    /// The inventory service's URL when it runs in another process.
+    #[arg(long, env = "CERTCTL_INVENTORY_URL")]
+    pub inventory_url: Option<String>,
+    /// The audit service's URL when it runs in another process.
+    #[arg(long, env = "CERTCTL_AUDIT_URL")]
+    pub audit_url: Option<String>,
+    /// The built web GUI the gateway serves at / [default: web/dist].
+    #[arg(long, env = "CERTCTL_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Origins allowed to call the API from a browser on another origin (comma-separated).
+    #[arg(long, env = "CERTCTL_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Option<Vec<String>>,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "CERTCTL_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The file's keys; unknown keys are an error so a typo is not silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    roles: Option<Vec<String>>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    demo: Option<bool>,
+    web_dir: Option<PathBuf>,
+    cors_allowed_origins: Option<Vec<String>>,
+    log_format: Option<String>,
+    #[serde(default)]
+    peers: Peers,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Peers {
+    inventory: Option<String>,
+    audit: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Inventory,
+    Audit,
+    Gateway,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Inventory, Role::Audit, Role::Gateway];
+
+    fn parse(name: &str) -> anyhow::Result<Vec<Role>> {
+        Ok(match name.trim() {
+            "all" => Self::ALL.to_vec(),
+            "inventory" => vec![Self::Inventory],
+            "audit" => vec![Self::Audit],
+            "gateway" => vec![Self::Gateway],
+            other => bail!("unknown role `{other}`: expected all, inventory, audit or gateway"),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub roles: Vec<Role>,
+    pub listen: SocketAddr,
+    pub database: DatabaseConfig,
+    pub demo: bool,
+    pub inventory_url: Option<String>,
+    pub audit_url: Option<String>,
+    pub web_dir: PathBuf,
+    pub cors_allowed_origins: Vec<String>,
+    pub json_logs: bool,
+}
+
+impl ServerConfig {
+    pub fn runs(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    pub fn load(args: ServerArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text).with_context(|| format!("{} is not a valid certctl config", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        Self::merge(args, file)
+    }
+
+    fn merge(args: ServerArgs, file: FileConfig) -> anyhow::Result<Self> {
+        let mut roles = Vec::new();
+        for name in args.roles.or(file.roles).unwrap_or_else(|| vec!["all".into()]) {
+            for role in Role::parse(&name)? {
+                if !roles.contains(&role) {
+                    roles.push(role);
+                }
+            }
+        }
+        if roles.is_empty() {
+            bail!("--roles names no role: expected all, or some of inventory, audit, gateway");
+        }
+        let listen = args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr =
+            listen.parse().with_context(|| format!("--listen `{listen}` is not an address like 127.0.0.1:8080"))?;
+        let database = match args.database_url.or(file.database_url).filter(|u| !u.is_empty()) {
+            Some(url) => DatabaseConfig::Postgres { url },
+            None => DatabaseConfig::Sqlite {
+                data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            },
+        };
+        let json_logs = match args.log_format.or(file.log_format).as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => bail!("--log-format `{other}` is not one of text, json"),
+        };
+        let config = Self {
+            roles,
+            listen,
+            database,
+            demo: args.demo || file.demo.unwrap_or(false),
+            inventory_url: args.inventory_url.or(file.peers.inventory),
+            audit_url: args.audit_url.or(file.peers.audit),
+            web_dir: args.web_dir.or(file.web_dir).unwrap_or_else(|| DEFAULT_WEB_DIR.into()),
+            cors_allowed_origins: args.cors_allowed_origins.or(file.cors_allowed_origins).unwrap_or_default(),
+            json_logs,
+        };
+        config.check_peers()?;
+        Ok(config)
+    }
+
+    /// Every role must reach the services it calls: in this process or at a URL.
+    fn check_peers(&self) -> anyhow::Result<()> {
+        let needs_audit = self.runs(Role::Inventory) || self.runs(Role::Gateway);
+        if needs_audit && !self.runs(Role::Audit) && self.audit_url.is_none() {
+            bail!("the audit role does not run in this process: give its address with --audit-url (e.g. http://127.0.0.1:7002)");
+        }
+        if self.runs(Role::Gateway) && !self.runs(Role::Inventory) && self.inventory_url.is_none() {
+            bail!("the inventory role does not run in this process: give its address with --inventory-url (e.g. http://127.0.0.1:7001)");
+        }
+        if self.demo && !self.runs(Role::Inventory) {
+            bail!("--demo seeds the inventory, so it needs the inventory role in this process");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ServerArgs,
+    }
+
+    fn args(flags: &[&str]) -> ServerArgs {
+        Wrapper::parse_from(std::iter::once("certctl").chain(flags.iter().copied())).args
+    }
+
+    fn file(text: &str) -> FileConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn defaults_run_everything_on_sqlite() {
+        let c = ServerConfig::merge(args(&[]), FileConfig::default()).unwrap();
+        assert_eq!(c.roles, Role::ALL.to_vec());
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert!(matches!(c.database, DatabaseConfig::Sqlite { ref data_dir } if data_dir == &PathBuf::from(DEFAULT_DATA_DIR)));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let f = file("listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/certctl\"\n[peers]\naudit = \"http://a:1\"\n");
+        let c = ServerConfig::merge(args(&["--listen", "127.0.0.1:9100"]), f).unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        assert!(matches!(c.database, DatabaseConfig::Sqlite { ref data_dir } if data_dir == &PathBuf::from("/srv/certctl")));
+        assert_eq!(c.audit_url.as_deref(), Some("http://a:1"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        assert!(toml::from_str::<FileConfig>("listn = \"x\"").is_err());
+    }
+
+    #[test]
+    fn bad_values_say_what_is_wrong() {
+        let e = ServerConfig::merge(args(&["--roles", "inventory,billing"]), FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("unknown role `billing`"), "{e}");
+        let e = ServerConfig::merge(args(&["--listen", "localhost"]), FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("--listen"), "{e}");
+        let e = ServerConfig::merge(args(&["--roles", "gateway", "--audit-url", "http://a:1"]), FileConfig::default())
+            .unwrap_err();
+        assert!(e.to_string().contains("--inventory-url"), "{e}");
+        let e = ServerConfig::merge(args(&["--roles", "audit", "--demo"]), FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("--demo"), "{e}");
+    }
+
+    #[test]
+    fn a_database_url_selects_postgres() {
+        let c = ServerConfig::merge(
+            args(&["--database-url", "postgres://u@127.0.0.1:5432/certctl", "--roles", "inventory,audit"]),
+            FileConfig::default(),
+        )
+        .unwrap();
+        assert!(matches!(c.database, DatabaseConfig::Postgres { .. }));
+        assert_eq!(c.roles, vec![Role::Inventory, Role::Audit]);
+    }
+}

@@ -1,0 +1,204 @@
+//! `certctl server`: runs the configured roles. Services always talk to each
+//! other through gRPC clients, also when they share this process, so a
+//! single-process install exercises the same paths as a cluster (ADR 0002).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use certctl_common::db::Database;
+use certctl_common::shutdown::{self, Shutdown};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tonic::service::RoutesBuilder;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::config::{Role, ServerConfig};
+
+const DB_CHECK_EVERY: Duration = Duration::from_secs(5);
+const INVENTORY_SERVICE: &str = "certctl.inventory.v1.InventoryService";
+const AUDIT_SERVICES: [&str; 2] = ["certctl.audit.v1.AuditService", "certctl.audit.v1.AuditIngestService"];
+
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    certctl_common::telemetry::init_logging(config.json_logs, "info");
+    let (trigger, stop) = shutdown::channel();
+    tokio::spawn(async move {
+        shutdown::signal().await;
+        tracing::info!("shutdown requested; draining");
+        trigger.trigger();
+    });
+
+    let public = bind(config.listen).await?;
+    let public_addr = public.local_addr()?;
+    let runs_services = config.runs(Role::Inventory) || config.runs(Role::Audit);
+    // With a gateway in this process the services listen on loopback only;
+    // without one, they are what --listen exposes.
+    let (services_listener, gateway_listener) = match (runs_services, config.runs(Role::Gateway)) {
+        (true, true) => (Some(bind("127.0.0.1:0".parse()?).await?), Some(public)),
+        (true, false) => (Some(public), None),
+        (false, true) => (None, Some(public)),
+        (false, false) => bail!("no role to run"),
+    };
+    let local_url = services_listener.as_ref().map(|l| l.local_addr().map(|a| format!("http://{a}"))).transpose()?;
+    // A channel to each service some role here calls: local, or the peer URL.
+    let peer = |role: Role, url: &Option<String>| -> anyhow::Result<Option<Channel>> {
+        let url = if config.runs(role) { local_url.clone() } else { url.clone() };
+        url.map(|u| channel(&u)).transpose()
+    };
+    let audit = peer(Role::Audit, &config.audit_url)?;
+    let inventory = peer(Role::Inventory, &config.inventory_url)?;
+    // `ServerConfig` checked that every role's peers are known.
+    let required = |channel: &Option<Channel>, name: &str| channel.clone().with_context(|| format!("no address for the {name} service"));
+
+    let mut tasks = JoinSet::new();
+    if let Some(listener) = services_listener {
+        let routes = services(&config, audit.clone(), stop.clone(), &mut tasks).await?;
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            tonic::transport::Server::builder()
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), stop.wait())
+                .await
+                .context("the gRPC server failed")
+        });
+    }
+    if config.demo {
+        // Seeded before the gateway opens, so a ready gateway means seeded data.
+        tracing::warn!("DEMO MODE: seeded sample data, for evaluation only; do not use this instance for real certificates");
+        crate::demo::seed(required(&inventory, "inventory")?).await.context("seeding the demo data failed")?;
+    }
+    if let Some(listener) = gateway_listener {
+        let gateway = certctl_gateway::GatewayConfig {
+            inventory: required(&inventory, "inventory")?,
+            audit: required(&audit, "audit")?,
+            web_dir: Some(config.web_dir.clone()),
+            cors_allowed_origins: config.cors_allowed_origins.clone(),
+        };
+        let stop = stop.clone();
+        tasks.spawn(async move { certctl_gateway::serve(listener, gateway, stop).await.context("the gateway failed") });
+    }
+    let roles: Vec<String> = config.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+    tracing::info!(roles = %roles.join(","), listen = %public_addr, storage = %config.database.describe(), "certctl is up");
+
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined.context("a server task panicked").and_then(|r| r);
+        if let Err(e) = outcome {
+            if first_error.is_none() {
+                tracing::error!("{e:#}");
+                first_error = Some(e);
+            }
+            // One role failing takes the process down so a supervisor restarts it whole.
+            tasks.abort_all();
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
+}
+
+fn channel(url: &str) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("`{url}` is not a valid peer URL (expected e.g. http://127.0.0.1:7001)"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    Ok(endpoint.connect_lazy())
+}
+
+/// Connects, migrates and mounts every service role of this process.
+async fn services(
+    config: &ServerConfig,
+    audit: Option<Channel>,
+    stop: Shutdown,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+) -> anyhow::Result<tonic::service::Routes> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(health);
+    routes.add_service(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(certctl_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("cannot build the gRPC reflection service")?,
+    );
+    if config.runs(Role::Audit) {
+        let db = open(config, certctl_audit::SERVICE).await?;
+        certctl_audit::migrate(&db).await?;
+        let (public, ingest) = certctl_audit::build(certctl_audit::store(db.clone()));
+        routes.add_service(public);
+        routes.add_service(ingest);
+        watch_database(tasks, db, reporter.clone(), &AUDIT_SERVICES, stop.clone());
+    }
+    if config.runs(Role::Inventory) {
+        let db = open(config, certctl_inventory::SERVICE).await?;
+        certctl_inventory::migrate(&db).await?;
+        let audit = audit.context("the inventory relays its audit events: give --audit-url")?;
+        match db.clone() {
+            Database::Sqlite(pool) => routes.add_service(certctl_inventory::build(
+                Arc::new(certctl_inventory::store::SqliteStore::new(pool)),
+                audit,
+                stop.clone(),
+            )),
+            Database::Postgres(pool) => routes.add_service(certctl_inventory::build(
+                Arc::new(certctl_inventory::store::PostgresStore::new(pool)),
+                audit,
+                stop.clone(),
+            )),
+        };
+        watch_database(tasks, db, reporter, &[INVENTORY_SERVICE], stop);
+    }
+    Ok(routes.routes())
+}
+
+async fn open(config: &ServerConfig, service: &str) -> anyhow::Result<Database> {
+    Ok(Database::connect(&config.database, service).await?)
+}
+
+/// Reports a service NOT_SERVING while its database does not answer, so
+/// `/readyz` and load balancers take the replica out until it does.
+fn watch_database(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    db: Database,
+    reporter: HealthReporter,
+    services: &'static [&'static str],
+    stop: Shutdown,
+) {
+    tasks.spawn(async move {
+        let mut last = None;
+        loop {
+            let ok = db.ping().await;
+            if last != Some(ok) {
+                let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+                for service in services {
+                    reporter.set_service_status(*service, status).await;
+                }
+                if last.is_some() {
+                    if ok {
+                        tracing::info!(?services, "database reachable again");
+                    } else {
+                        tracing::warn!(?services, "database unreachable; reporting NOT_SERVING");
+                    }
+                }
+                last = Some(ok);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(DB_CHECK_EVERY) => {}
+                _ = stop.clone().wait() => return Ok(()),
+            }
+        }
+    });
+}
