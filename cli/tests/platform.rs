@@ -1,0 +1,299 @@
+//! The whole platform as an operator runs it: real `certctl server`
+//! processes, one or three, answering REST, gRPC and gRPC-web.
+
+mod support;
+
+use std::time::Duration;
+
+use certctl_pki::generate::{CertificateAuthority, KeyKind};
+use certctl_proto::audit::audit_service_client::AuditServiceClient;
+use certctl_proto::audit::{ListAuditEventsRequest, VerifyChainRequest};
+use certctl_proto::inventory::inventory_service_client::InventoryServiceClient;
+use certctl_proto::inventory::{ListCertificatesRequest, ListCertificatesResponse};
+use prost::Message;
+use serde_json::{Value, json};
+use support::{Platform, Storage, violated_field};
+
+fn pem_chain(cn: &str, days_left: i64) -> String {
+    let ca = CertificateAuthority::new("Platform Test CA", KeyKind::EcdsaP256).unwrap();
+    let now = certctl_domain::now();
+    let leaf = ca.issue_leaf(cn, &[cn.to_owned()], KeyKind::EcdsaP256, now - 86_400, 86_400 * (days_left + 1)).unwrap();
+    format!("{}{}", leaf.certificate_pem, ca.certificate_pem)
+}
+
+/// Audit events arrive through the outbox relay, so wait for them (bounded).
+async fn audit_events_for(platform: &Platform, resource: &str, at_least: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let (status, body) = platform.rest("GET", &format!("/api/v1/auditEvents?resource={resource}&pageSize=100"), None).await;
+        assert_eq!(status, 200, "{body}");
+        let events = body["auditEvents"].as_array().cloned().unwrap_or_default();
+        if events.len() >= at_least {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("fewer than {at_least} audit events for {resource}; logs:\n{}", platform.logs());
+}
+
+/// The API behaviour every deployment shape must show.
+async fn exercise(platform: &Platform) {
+    // Liveness, readiness and the API description.
+    assert_eq!(platform.rest("GET", "/healthz", None).await.0, 200);
+    let (status, openapi) = platform.rest("GET", "/api/v1/openapi.json", None).await;
+    assert_eq!(status, 200);
+    assert!(openapi["paths"]["/api/v1/certificates"]["get"].is_object());
+    assert!(openapi["paths"]["/api/v1/auditEvents"]["get"].is_object());
+
+    // People and the certificate that belongs to them.
+    let (status, team) = platform.rest("POST", "/api/v1/teams?teamId=web", Some(json!({"displayName": "Web"}))).await;
+    assert_eq!(status, 200, "{team}");
+    assert_eq!(team["team"]["name"], "teams/web");
+    let (status, _) = platform
+        .rest("POST", "/api/v1/owners?ownerId=wendy", Some(json!({"displayName": "Wendy", "team": "teams/web"})))
+        .await;
+    assert_eq!(status, 200);
+    let certificate = json!({
+        "commonName": "shop.example.com",
+        "subjectAltNames": ["shop.example.com", "www.shop.example.com"],
+        "owner": "owners/wendy",
+        "team": "teams/web",
+        "environment": "production",
+    });
+    let (status, created) = platform.rest("POST", "/api/v1/certificates?certificateId=shop", Some(certificate.clone())).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["certificate"]["state"], "CERTIFICATE_STATE_PENDING");
+
+    // Mistakes get precise errors and change nothing.
+    let (status, body) = platform.rest("POST", "/api/v1/certificates?certificateId=shop", Some(certificate)).await;
+    assert_eq!((status, body["status"].as_str()), (409, Some("ALREADY_EXISTS")), "{body}");
+    let (status, body) = platform.rest("GET", "/api/v1/certificates/nope", None).await;
+    assert_eq!((status, body["status"].as_str()), (404, Some("NOT_FOUND")), "{body}");
+    let (status, body) = platform
+        .rest("PATCH", "/api/v1/certificates/shop?updateMask=colour", Some(json!({"environment": "staging"})))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(violated_field(&body).as_deref(), Some("update_mask"), "{body}");
+    let (status, body) = platform.rest("GET", "/api/v1/certificates?pageSize=-1", None).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(violated_field(&body).as_deref(), Some("page_size"), "{body}");
+    let (status, body) = platform
+        .rest("POST", "/api/v1/certificates/shop/versions", Some(json!({"pemChain": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"})))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(violated_field(&body).as_deref(), Some("pem_chain"), "{body}");
+    let (status, body) = platform.rest("POST", "/api/v1/certificates", Some(json!({"commonName": 7}))).await;
+    assert!(status == 400, "a malformed body is the caller's mistake: {status} {body}");
+    let (_, got) = platform.rest("GET", "/api/v1/certificates/shop", None).await;
+    assert_eq!(got["certificate"]["environment"], "production");
+    assert_eq!(got["certificate"]["state"], "CERTIFICATE_STATE_PENDING");
+
+    // A real chain becomes the current version.
+    let (status, version) =
+        platform.rest("POST", "/api/v1/certificates/shop/versions", Some(json!({"pemChain": pem_chain("shop.example.com", 200)}))).await;
+    assert_eq!(status, 200, "{version}");
+    assert_eq!(version["certificateVersion"]["name"], "certificates/shop/versions/1");
+    let (status, updated) =
+        platform.rest("PATCH", "/api/v1/certificates/shop?updateMask=environment", Some(json!({"environment": "staging"}))).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["certificate"]["environment"], "staging");
+    assert_eq!(updated["certificate"]["state"], "CERTIFICATE_STATE_ACTIVE");
+
+    // Filters and pagination, over REST and native gRPC alike.
+    for (id, days) in [("soon", 5), ("later", 100), ("expired", -2)] {
+        let (status, _) = platform
+            .rest("POST", &format!("/api/v1/certificates?certificateId={id}"), Some(json!({"commonName": format!("{id}.example.com"), "team": "teams/web"})))
+            .await;
+        assert_eq!(status, 200);
+        let chain = pem_chain(&format!("{id}.example.com"), days);
+        let (status, body) = platform.rest("POST", &format!("/api/v1/certificates/{id}/versions"), Some(json!({"pemChain": chain}))).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, expiring) = platform.rest("GET", "/api/v1/certificates?state=CERTIFICATE_STATE_EXPIRING", None).await;
+    let names: Vec<&str> = expiring["certificates"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["certificates/soon"]);
+    let (_, found) = platform.rest("GET", "/api/v1/certificates?search=WWW.SHOP", None).await;
+    assert_eq!(found["certificates"][0]["name"], "certificates/shop");
+    let (_, first) = platform.rest("GET", "/api/v1/certificates?pageSize=2&team=teams/web", None).await;
+    assert_eq!(first["certificates"].as_array().unwrap().len(), 2);
+    let token = first["nextPageToken"].as_str().unwrap().to_owned();
+    assert!(!token.is_empty());
+    let (status, body) = platform.rest("GET", &format!("/api/v1/certificates?pageSize=2&pageToken={token}&environment=x"), None).await;
+    assert_eq!(status, 400, "a token from another query is refused: {body}");
+    assert_eq!(violated_field(&body).as_deref(), Some("page_token"));
+
+    let channel = platform.channel().await;
+    let mut inventory = InventoryServiceClient::new(channel.clone());
+    let listed = inventory
+        .list_certificates(ListCertificatesRequest { page_size: 2, page_token: token, team: "teams/web".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.certificates.len(), 2, "the second page holds the other two of four");
+
+    // gRPC-web, as the GUI's browser speaks it.
+    let request = ListCertificatesRequest { page_size: 1, search: "soon".into(), ..Default::default() };
+    let mut frame = vec![0u8];
+    frame.extend((request.encoded_len() as u32).to_be_bytes());
+    frame.extend(request.encode_to_vec());
+    let (status, headers, body) = platform
+        .raw("POST", "/certctl.inventory.v1.InventoryService/ListCertificates", "application/grpc-web+proto", frame)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("application/grpc-web"));
+    assert_eq!(body[0], 0, "the first frame is a message");
+    let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+    let answer = ListCertificatesResponse::decode(&body[5..5 + len]).unwrap();
+    assert_eq!(answer.certificates[0].name, "certificates/soon");
+    let trailers = String::from_utf8_lossy(&body[5 + len + 5..]).to_lowercase();
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+
+    // Every mutation reached the audit chain exactly once, and the chain holds.
+    let events = audit_events_for(platform, "certificates/shop", 2).await;
+    let actions: Vec<&str> = events.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["inventory.UpdateCertificate", "inventory.CreateCertificate"], "newest first, refused calls absent");
+    let versions = audit_events_for(platform, "certificates/shop/", 1).await;
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0]["action"], "inventory.CreateCertificateVersion");
+    assert_eq!(versions[0]["resource"], "certificates/shop/versions/1");
+    assert_eq!(events[0]["actor"], "anonymous", "the gateway, not the caller, names the actor");
+    let mut audit = AuditServiceClient::new(channel);
+    let report = audit.verify_chain(VerifyChainRequest {}).await.unwrap().into_inner();
+    assert!(report.valid, "{report:?}");
+    assert!(report.events_checked >= 10, "{report:?}");
+
+    // Delete, and the name is gone.
+    assert_eq!(platform.rest("DELETE", "/api/v1/certificates/later", None).await.0, 200);
+    assert_eq!(platform.rest("GET", "/api/v1/certificates/later", None).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_process_on_sqlite_serves_the_api() {
+    let mut platform = Platform::single(&Storage::Sqlite, &[]).await;
+    exercise(&platform).await;
+    let status = platform.processes[0].terminate();
+    assert!(status.success(), "SIGTERM is a clean shutdown: {status}\n{}", platform.logs());
+    assert!(platform.logs().contains("stopped"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_process_on_postgres_serves_the_api() {
+    let storage = Storage::from_env().await;
+    let platform = Platform::single(&storage, &[]).await;
+    exercise(&platform).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_processes_pass_the_same_tests_and_keep_events_through_an_audit_outage() {
+    let storage = Storage::from_env().await;
+    let mut platform = Platform::distributed(&storage).await;
+    exercise(&platform).await;
+
+    // Audit goes down: mutations still commit, their events wait in the outbox.
+    let status = platform.processes[0].terminate();
+    assert!(status.success());
+    let (status, body) = platform
+        .rest("POST", "/api/v1/certificates?certificateId=during-outage", Some(json!({"commonName": "outage.example.com"})))
+        .await;
+    assert_eq!(status, 200, "the inventory commits without the audit service: {body}");
+    let (status, _) = platform.rest("GET", "/api/v1/auditEvents", None).await;
+    assert_eq!(status, 503, "audit reads are unavailable while it is down");
+
+    // Audit comes back on the same address and storage: the event arrives, once.
+    platform.restart(0);
+    platform.wait_ready().await;
+    let events = audit_events_for(&platform, "certificates/during-outage", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = audit_events_for(&platform, "certificates/during-outage", 1).await;
+    assert_eq!((events.len(), again.len()), (1, 1), "exactly once in the chain");
+    let mut audit = AuditServiceClient::new(platform.channel().await);
+    assert!(audit.verify_chain(VerifyChainRequest {}).await.unwrap().into_inner().valid);
+    let listed = audit
+        .list_audit_events(ListAuditEventsRequest { resource: "certificates/during-outage".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.audit_events.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_seeds_a_realistic_estate_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::SqliteAt(dir.path().to_owned());
+    for round in 0..2 {
+        let platform = Platform::single(&storage, &["--demo"]).await;
+        let mut page = None;
+        for _ in 0..300 {
+            let (_, body) = platform.rest("GET", "/api/v1/certificates?pageSize=100", None).await;
+            if body["certificates"].as_array().is_some_and(|c| c.len() >= 40) {
+                page = Some(body);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let page = page.unwrap_or_else(|| panic!("round {round}: the demo never reached 40 certificates\n{}", platform.logs()));
+        let certificates = page["certificates"].as_array().unwrap();
+        assert_eq!(certificates.len(), 40, "round {round}: seeded once, not again");
+        for state in ["PENDING", "ACTIVE", "EXPIRING", "EXPIRED"] {
+            let n = certificates.iter().filter(|c| c["state"] == format!("CERTIFICATE_STATE_{state}")).count();
+            assert!(n >= 3, "round {round}: only {n} {state} certificates");
+        }
+        let (_, summary) = platform.rest("GET", "/api/v1/certificates:summarize", None).await;
+        assert_eq!(summary["total"].as_i64().or_else(|| summary["total"].as_str().and_then(|s| s.parse().ok())), Some(40), "{summary}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_unreachable_at_start_up_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let unused = support::free_port();
+    let output = std::process::Command::new(support::BIN)
+        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database-url", &format!("postgres://certctl@127.0.0.1:{unused}/certctl")])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot connect to PostgreSQL"), "{stderr}");
+    assert!(stderr.contains("--database-url"), "the message says what to check: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_imports_pem_files_and_verifies_the_audit_chain() {
+    let platform = Platform::single(&Storage::Sqlite, &[]).await;
+    let pems = platform.dir.path().join("pems");
+    std::fs::create_dir_all(pems.join("nested")).unwrap();
+    std::fs::write(pems.join("a.pem"), pem_chain("import-a.example.com", 50)).unwrap();
+    std::fs::write(pems.join("nested/b.crt"), pem_chain("import-b.example.com", 10)).unwrap();
+    std::fs::write(pems.join("garbage.pem"), "this is not PEM\n").unwrap();
+    std::fs::write(pems.join("notes.txt"), "ignored: not a certificate file name\n").unwrap();
+
+    let output = std::process::Command::new(support::BIN)
+        .args(["import", pems.to_str().unwrap(), "--environment", "production", "--server", &platform.url])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "one file failed: {stdout}");
+    assert!(stdout.contains("2 imported, 1 failed"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.contains("garbage.pem") && !l.contains("imported as")), "{stdout}");
+    assert!(!stdout.contains("notes.txt"), "{stdout}");
+    let (_, listed) = platform.rest("GET", "/api/v1/certificates?environment=production", None).await;
+    assert_eq!(listed["certificates"].as_array().unwrap().len(), 2, "{listed}");
+
+    audit_events_for(&platform, "certificates/", 2).await;
+    let verify = std::process::Command::new(support::BIN).args(["audit", "verify", "--server", &platform.url]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{stdout}");
+    assert!(stdout.contains("audit chain intact"), "{stdout}");
+
+    let export = std::process::Command::new(support::BIN)
+        .args(["audit", "export", "--format", "csv", "--server", &platform.url])
+        .output()
+        .unwrap();
+    assert!(export.status.success());
+    let csv = String::from_utf8_lossy(&export.stdout);
+    assert!(csv.lines().count() >= 3, "a header and at least two events: {csv}");
+    assert!(csv.contains("inventory.ImportCertificates") || csv.contains("inventory.CreateCertificateVersion"), "{csv}");
+}

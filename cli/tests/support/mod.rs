@@ -1,0 +1,213 @@
+//! Starts real `certctl server` processes for the platform tests and talks
+//! to them over REST, gRPC and gRPC-web.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_certctl");
+
+/// A port nobody listens on right now (loopback only).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Where a platform keeps its data.
+pub enum Storage {
+    Sqlite,
+    /// SQLite under a directory that outlives one platform.
+    SqliteAt(PathBuf),
+    /// A database of its own on the test PostgreSQL.
+    Postgres(String),
+}
+
+impl Storage {
+    /// PostgreSQL when `CERTCTL_TEST_DATABASE_URL` is set, else SQLite.
+    pub async fn from_env() -> Self {
+        match std::env::var("CERTCTL_TEST_DATABASE_URL") {
+            Ok(admin) if !admin.is_empty() => Self::Postgres(fresh_database(&admin).await),
+            _ => {
+                eprintln!("note: CERTCTL_TEST_DATABASE_URL is not set; running on SQLite instead of PostgreSQL");
+                Self::Sqlite
+            }
+        }
+    }
+
+    fn args(&self, data_dir: &Path) -> Vec<String> {
+        match self {
+            Self::Sqlite => vec!["--data-dir".into(), data_dir.display().to_string()],
+            Self::SqliteAt(dir) => vec!["--data-dir".into(), dir.display().to_string()],
+            Self::Postgres(url) => vec!["--database-url".into(), url.clone()],
+        }
+    }
+}
+
+async fn fresh_database(admin: &str) -> String {
+    use sqlx::Connection as _;
+    let name = format!("certctl_it_{:016x}", rand::random::<u64>());
+    let mut conn = sqlx::PgConnection::connect(admin).await.expect("the test PostgreSQL answers");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    let (base, _) = admin.rsplit_once('/').expect("a PostgreSQL URL ends in /database");
+    format!("{base}/{name}")
+}
+
+/// One `certctl server` process, killed when dropped.
+pub struct Process {
+    pub child: Child,
+    pub args: Vec<String>,
+    pub log: PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    pub fn spawn(args: &[String], log: PathBuf) -> Self {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(BIN)
+            .arg("server")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("the certctl binary runs");
+        Self { child, args: args.to_vec(), log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        self.child.wait().unwrap()
+    }
+}
+
+/// A running platform: one process or several, and its gateway's URL.
+pub struct Platform {
+    pub url: String,
+    pub processes: Vec<Process>,
+    pub dir: tempfile::TempDir,
+    pub http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Platform {
+    /// Every role in one process.
+    pub async fn single(storage: &Storage, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}"), "--web-dir".into(), dir.path().join("no-gui").display().to_string()];
+        args.extend(storage.args(&dir.path().join("data")));
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let process = Process::spawn(&args, dir.path().join("server.log"));
+        let platform = Self::new(format!("http://127.0.0.1:{port}"), vec![process], dir);
+        platform.wait_ready().await;
+        platform
+    }
+
+    /// Audit, inventory and gateway as three processes.
+    pub async fn distributed(storage: &Storage) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (audit, inventory, gateway) = (free_port(), free_port(), free_port());
+        let audit_url = format!("http://127.0.0.1:{audit}");
+        let inventory_url = format!("http://127.0.0.1:{inventory}");
+        let role = |name: &str, port: u16, extra: Vec<String>| {
+            let mut args = vec!["--roles".to_owned(), name.to_owned(), "--listen".into(), format!("127.0.0.1:{port}")];
+            args.extend(storage.args(&dir.path().join(format!("data-{name}"))));
+            args.extend(extra);
+            args
+        };
+        let processes = vec![
+            Process::spawn(&role("audit", audit, vec![]), dir.path().join("audit.log")),
+            Process::spawn(&role("inventory", inventory, vec!["--audit-url".into(), audit_url.clone()]), dir.path().join("inventory.log")),
+            Process::spawn(
+                &role("gateway", gateway, vec!["--audit-url".into(), audit_url, "--inventory-url".into(), inventory_url]),
+                dir.path().join("gateway.log"),
+            ),
+        ];
+        let platform = Self::new(format!("http://127.0.0.1:{gateway}"), processes, dir);
+        platform.wait_ready().await;
+        platform
+    }
+
+    fn new(url: String, processes: Vec<Process>, dir: tempfile::TempDir) -> Self {
+        let http = Client::builder(TokioExecutor::new()).build_http();
+        Self { url, processes, dir, http }
+    }
+
+    /// Starts process `index` again with the same arguments (a fresh log).
+    pub fn restart(&mut self, index: usize) {
+        let old = &self.processes[index];
+        let log = old.log.with_extension("restarted.log");
+        let args = old.args.clone();
+        self.processes[index] = Process::spawn(&args, log);
+    }
+
+    pub fn logs(&self) -> String {
+        self.processes.iter().map(Process::log_text).collect::<Vec<_>>().join("\n----\n")
+    }
+
+    /// Polls /readyz; panics with the server logs if it never turns ready.
+    pub async fn wait_ready(&self) {
+        for _ in 0..600 {
+            if let Ok((200, _)) = self.try_request("GET", "/readyz", None).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the platform never became ready; logs:\n{}", self.logs());
+    }
+
+    pub async fn try_request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
+        let (status, _, bytes) = self.raw(method, path, "application/json", body.map(|b| b.to_string().into_bytes()).unwrap_or_default()).await?;
+        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned())) };
+        Ok((status, value))
+    }
+
+    /// A REST call; returns the HTTP status and the JSON body.
+    pub async fn rest(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.try_request(method, path, body.as_ref()).await.unwrap_or_else(|e| panic!("{method} {path}: {e}\nlogs:\n{}", self.logs()))
+    }
+
+    pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Result<(u16, http::HeaderMap, Bytes), String> {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url))
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let response = self.http.request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok((status, headers, bytes))
+    }
+
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.url.clone()).unwrap().connect().await.unwrap()
+    }
+}
+
+/// The first field violation's field in a REST problem body.
+pub fn violated_field(body: &Value) -> Option<String> {
+    body["details"].as_array()?.iter().find_map(|d| d["fieldViolations"][0]["field"].as_str().map(str::to_owned))
+}
