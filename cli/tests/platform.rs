@@ -297,3 +297,52 @@ async fn the_cli_imports_pem_files_and_verifies_the_audit_chain() {
     assert!(csv.lines().count() >= 3, "a header and at least two events: {csv}");
     assert!(csv.contains("inventory.ImportCertificates") || csv.contains("inventory.CreateCertificateVersion"), "{csv}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_lost_mid_run_answers_unavailable_then_recovers() {
+    let Storage::Postgres(url) = Storage::from_env().await else {
+        eprintln!("note: needs CERTCTL_TEST_DATABASE_URL; skipped");
+        return;
+    };
+    // Route the server's database connections through a proxy the test controls.
+    let (head, rest) = url.split_once('@').unwrap();
+    let (host_port, database) = rest.split_once('/').unwrap();
+    let target: std::net::SocketAddr = host_port.parse().unwrap();
+    let proxy = support::TcpProxy::start(target).await;
+    let proxied = format!("{head}@127.0.0.1:{}/{database}", proxy.port);
+    let platform = Platform::single(&Storage::Postgres(proxied), &[]).await;
+    assert_eq!(platform.rest("POST", "/api/v1/teams?teamId=ops", Some(json!({}))).await.0, 200);
+
+    proxy.cut();
+    let (status, body) = platform.rest("GET", "/api/v1/teams", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "UNAVAILABLE");
+    let (status, headers, _) = platform.raw("GET", "/api/v1/teams/ops", "application/json", Vec::new()).await.unwrap();
+    assert_eq!(status, 503);
+    assert!(headers.contains_key("retry-after"), "clients are told to retry: {headers:?}");
+    let (status, body) = platform.rest("POST", "/api/v1/teams?teamId=lost", Some(json!({}))).await;
+    assert_eq!(status, 503, "{body}");
+    let mut not_ready = false;
+    for _ in 0..100 {
+        if platform.rest("GET", "/readyz", None).await.0 == 503 {
+            not_ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(not_ready, "readiness follows the database");
+
+    proxy.restore();
+    let mut recovered = None;
+    for _ in 0..100 {
+        let (status, body) = platform.rest("GET", "/api/v1/teams", None).await;
+        if status == 200 {
+            recovered = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let teams = recovered.expect("the platform recovers once the database is back");
+    let names: Vec<&str> = teams["teams"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["teams/ops"], "the write refused during the outage left nothing behind");
+}

@@ -125,8 +125,63 @@ pub fn openapi_document() -> &'static str {
             }
         }
         merged["components"]["schemas"]["google.rpc.Status"] = error_schema();
+        if let Some(paths) = merged["paths"].as_object_mut() {
+            *paths = one_template_per_route(std::mem::take(paths));
+        }
         merged.to_string()
     })
+}
+
+/// The generator names path variables after request fields, so one URL shape
+/// can appear under two templates (`/certificates/{name}` for Get and
+/// `/certificates/{certificate.name}` for Update). OpenAPI allows one template
+/// per shape: keep the first, and rename the others' variables to match.
+fn one_template_per_route(paths: serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    let shape = |template: &str| -> String {
+        let mut out = String::new();
+        let mut in_var = false;
+        for c in template.chars() {
+            match c {
+                '{' => {
+                    in_var = true;
+                    out.push_str("{}");
+                }
+                '}' => in_var = false,
+                _ if !in_var => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    };
+    let variables = |template: &str| -> Vec<String> {
+        template.split('{').skip(1).filter_map(|rest| rest.split_once('}').map(|(v, _)| v.to_owned())).collect()
+    };
+    let mut out = serde_json::Map::new();
+    let mut canonical: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut keys: Vec<&String> = paths.keys().collect();
+    // Shorter variable names first: `{name}` wins over `{certificate.name}`.
+    keys.sort_by_key(|k| (k.len(), (*k).clone()));
+    for key in keys {
+        let item = paths[key].clone();
+        let Some(kept) = canonical.get(&shape(key)).cloned() else {
+            canonical.insert(shape(key), key.clone());
+            out.insert(key.clone(), item);
+            continue;
+        };
+        let renames: Vec<(String, String)> = variables(key).into_iter().zip(variables(&kept)).collect();
+        let target = out[&kept].as_object_mut().expect("path items are objects");
+        for (method, mut operation) in item.as_object().cloned().unwrap_or_default() {
+            for parameter in operation["parameters"].as_array_mut().into_iter().flatten() {
+                if parameter["in"] == "path"
+                    && let Some((_, new)) = renames.iter().find(|(old, _)| parameter["name"] == old.as_str())
+                {
+                    parameter["name"] = Value::from(new.clone());
+                }
+            }
+            target.insert(method, operation);
+        }
+    }
+    out
 }
 
 fn error_schema() -> Value {
@@ -354,5 +409,12 @@ mod tests {
         assert!(paths.contains_key("/api/v1/certificates"));
         assert!(paths.contains_key("/api/v1/auditEvents"));
         assert!(doc["components"]["schemas"]["certctl.audit.v1.AuditEvent"].is_object());
+        let item = &doc["paths"]["/api/v1/certificates/{name}"];
+        for method in ["get", "patch", "delete"] {
+            assert!(item[method].is_object(), "{method} shares the one template");
+        }
+        assert!(!paths.contains_key("/api/v1/certificates/{certificate.name}"));
+        let patch_params = item["patch"]["parameters"].as_array().unwrap();
+        assert!(patch_params.iter().any(|p| p["in"] == "path" && p["name"] == "name"));
     }
 }
