@@ -78,70 +78,25 @@ pub struct ImportItem {
 
 pub const MAX_IMPORT_ITEMS: usize = 1000;
 
-impl Document for Owner {
-    const TABLE: Table = Table::Owners;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn create_time(&self) -> UnixTime {
-        self.create_time
-    }
-    fn update_time(&self) -> UnixTime {
-        self.update_time
-    }
+/// Every document type is stored the same way, keyed by its id.
+macro_rules! document {
+    ($($type:ty => $table:ident),* $(,)?) => {$(
+        impl Document for $type {
+            const TABLE: Table = Table::$table;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn create_time(&self) -> UnixTime {
+                self.create_time
+            }
+            fn update_time(&self) -> UnixTime {
+                self.update_time
+            }
+        }
+    )*};
 }
 
-impl Document for Team {
-    const TABLE: Table = Table::Teams;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn create_time(&self) -> UnixTime {
-        self.create_time
-    }
-    fn update_time(&self) -> UnixTime {
-        self.update_time
-    }
-}
-
-impl Document for Target {
-    const TABLE: Table = Table::Targets;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn create_time(&self) -> UnixTime {
-        self.create_time
-    }
-    fn update_time(&self) -> UnixTime {
-        self.update_time
-    }
-}
-
-impl Document for Agent {
-    const TABLE: Table = Table::Agents;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn create_time(&self) -> UnixTime {
-        self.create_time
-    }
-    fn update_time(&self) -> UnixTime {
-        self.update_time
-    }
-}
-
-impl Document for RenewalPolicy {
-    const TABLE: Table = Table::RenewalPolicies;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn create_time(&self) -> UnixTime {
-        self.create_time
-    }
-    fn update_time(&self) -> UnixTime {
-        self.update_time
-    }
-}
+document!(Owner => Owners, Team => Teams, Target => Targets, Agent => Agents, RenewalPolicy => RenewalPolicies);
 
 /// The inventory service's core.
 pub struct Inventory<S> {
