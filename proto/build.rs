@@ -11,11 +11,8 @@ use std::path::PathBuf;
 
 use prost_types::FileDescriptorSet;
 
-const PROTOS: &[&str] = &[
-    "certctl/type/v1/key.proto",
-    "certctl/inventory/v1/inventory.proto",
-    "certctl/audit/v1/audit.proto",
-];
+const PROTOS: &[&str] =
+    &["certctl/type/v1/key.proto", "certctl/inventory/v1/inventory.proto", "certctl/audit/v1/audit.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
@@ -41,9 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_fds(fds.clone())?;
-    pbjson_build::Builder::new()
-        .register_descriptors(&encoded)?
-        .build(&[".certctl"])?;
+    pbjson_build::Builder::new().register_descriptors(&encoded)?.build(&[".certctl"])?;
     let mut rest = rest_over_grpc::build::Generator::builder()
         .emit_openapi_spec(Some(rest_over_grpc::build::OpenApiInfo::new("certctl", "v1")))
         .build();

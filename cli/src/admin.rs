@@ -137,7 +137,9 @@ pub async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 .map_err(|s| anyhow::anyhow!("the export was refused: {}", s.message()))?
                 .into_inner();
             let mut out = std::io::stdout().lock();
-            while let Some(chunk) = stream.message().await.map_err(|s| anyhow::anyhow!("the export broke off: {}", s.message()))? {
+            while let Some(chunk) =
+                stream.message().await.map_err(|s| anyhow::anyhow!("the export broke off: {}", s.message()))?
+            {
                 out.write_all(chunk.data.as_bytes())?;
             }
             out.flush()?;

@@ -117,7 +117,8 @@ impl ServerConfig {
         let file = match &args.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text).with_context(|| format!("{} is not a valid certctl config", path.display()))?
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("{} is not a valid certctl config", path.display()))?
             }
             None => FileConfig::default(),
         };
@@ -169,10 +170,14 @@ impl ServerConfig {
     fn check_peers(&self) -> anyhow::Result<()> {
         let needs_audit = self.runs(Role::Inventory) || self.runs(Role::Gateway);
         if needs_audit && !self.runs(Role::Audit) && self.audit_url.is_none() {
-            bail!("the audit role does not run in this process: give its address with --audit-url (e.g. http://127.0.0.1:7002)");
+            bail!(
+                "the audit role does not run in this process: give its address with --audit-url (e.g. http://127.0.0.1:7002)"
+            );
         }
         if self.runs(Role::Gateway) && !self.runs(Role::Inventory) && self.inventory_url.is_none() {
-            bail!("the inventory role does not run in this process: give its address with --inventory-url (e.g. http://127.0.0.1:7001)");
+            bail!(
+                "the inventory role does not run in this process: give its address with --inventory-url (e.g. http://127.0.0.1:7001)"
+            );
         }
         if self.demo && !self.runs(Role::Inventory) {
             bail!("--demo seeds the inventory, so it needs the inventory role in this process");
@@ -205,7 +210,9 @@ mod tests {
         let c = ServerConfig::merge(args(&[]), FileConfig::default()).unwrap();
         assert_eq!(c.roles, Role::ALL.to_vec());
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-        assert!(matches!(c.database, DatabaseConfig::Sqlite { ref data_dir } if data_dir == &PathBuf::from(DEFAULT_DATA_DIR)));
+        assert!(
+            matches!(c.database, DatabaseConfig::Sqlite { ref data_dir } if data_dir == &PathBuf::from(DEFAULT_DATA_DIR))
+        );
     }
 
     #[test]
@@ -213,7 +220,9 @@ mod tests {
         let f = file("listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/certctl\"\n[peers]\naudit = \"http://a:1\"\n");
         let c = ServerConfig::merge(args(&["--listen", "127.0.0.1:9100"]), f).unwrap();
         assert_eq!(c.listen.port(), 9100);
-        assert!(matches!(c.database, DatabaseConfig::Sqlite { ref data_dir } if data_dir == &PathBuf::from("/srv/certctl")));
+        assert!(
+            matches!(c.database, DatabaseConfig::Sqlite { ref data_dir } if data_dir == &PathBuf::from("/srv/certctl"))
+        );
         assert_eq!(c.audit_url.as_deref(), Some("http://a:1"));
     }
 

@@ -50,24 +50,53 @@ const fn cert(
 
 /// About forty certificates, expiries spread from a month ago to a year out.
 const ESTATE: &[Estate] = &[
-    Estate { extra_sans: &["example.com"], targets: &["web-01-nginx", "web-02-apache"], lifetime_days: 365, ..cert("www", "www.example.com", "alice", "platform", "production", Some(212)) },
-    Estate { targets: &["lb-01-haproxy"], ..cert("api-gateway", "api.example.com", "alice", "platform", "production", Some(24)) },
+    Estate {
+        extra_sans: &["example.com"],
+        targets: &["web-01-nginx", "web-02-apache"],
+        lifetime_days: 365,
+        ..cert("www", "www.example.com", "alice", "platform", "production", Some(212))
+    },
+    Estate {
+        targets: &["lb-01-haproxy"],
+        ..cert("api-gateway", "api.example.com", "alice", "platform", "production", Some(24))
+    },
     cert("status-page", "status.example.com", "erin", "platform", "production", Some(61)),
     cert("grafana", "grafana.internal.example.com", "erin", "platform", "production", Some(5)),
     cert("prometheus", "prometheus.internal.example.com", "erin", "platform", "production", Some(-3)),
     cert("vault", "vault.internal.example.com", "alice", "platform", "production", Some(13)),
-    Estate { lifetime_days: 365, ..cert("ldap", "ldap.internal.example.com", "carol", "identity", "production", Some(340)) },
-    Estate { extra_sans: &["login.example.com"], targets: &["web-01-nginx"], ..cert("sso", "sso.example.com", "carol", "identity", "production", Some(41)) },
+    Estate {
+        lifetime_days: 365,
+        ..cert("ldap", "ldap.internal.example.com", "carol", "identity", "production", Some(340))
+    },
+    Estate {
+        extra_sans: &["login.example.com"],
+        targets: &["web-01-nginx"],
+        ..cert("sso", "sso.example.com", "carol", "identity", "production", Some(41))
+    },
     cert("idp-staging", "sso.staging.example.com", "carol", "identity", "staging", Some(2)),
     cert("radius", "radius.internal.example.com", "carol", "identity", "production", Some(-30)),
-    Estate { targets: &["lb-01-haproxy"], ..cert("payments-api", "api.payments.example.com", "bob", "payments", "production", Some(33)) },
+    Estate {
+        targets: &["lb-01-haproxy"],
+        ..cert("payments-api", "api.payments.example.com", "bob", "payments", "production", Some(33))
+    },
     cert("checkout", "checkout.example.com", "bob", "payments", "production", Some(8)),
     cert("payments-webhooks", "hooks.payments.example.com", "frank", "payments", "production", Some(77)),
     cert("payments-staging", "api.payments.staging.example.com", "frank", "payments", "staging", Some(19)),
-    Estate { policy: "short-lived", lifetime_days: 7, ..cert("card-vault", "vault.payments.internal.example.com", "bob", "payments", "production", Some(1)) },
-    Estate { policy: "short-lived", lifetime_days: 7, ..cert("tokeniser", "tokens.payments.internal.example.com", "frank", "payments", "production", Some(4)) },
+    Estate {
+        policy: "short-lived",
+        lifetime_days: 7,
+        ..cert("card-vault", "vault.payments.internal.example.com", "bob", "payments", "production", Some(1))
+    },
+    Estate {
+        policy: "short-lived",
+        lifetime_days: 7,
+        ..cert("tokeniser", "tokens.payments.internal.example.com", "frank", "payments", "production", Some(4))
+    },
     cert("fraud-scoring", "fraud.payments.internal.example.com", "frank", "payments", "production", Some(0)),
-    Estate { targets: &["db-01-files"], ..cert("warehouse", "warehouse.data.example.com", "dave", "data", "production", Some(55)) },
+    Estate {
+        targets: &["db-01-files"],
+        ..cert("warehouse", "warehouse.data.example.com", "dave", "data", "production", Some(55))
+    },
     cert("kafka-broker-1", "kafka-1.data.internal.example.com", "dave", "data", "production", Some(28)),
     cert("kafka-broker-2", "kafka-2.data.internal.example.com", "dave", "data", "production", Some(29)),
     cert("kafka-broker-3", "kafka-3.data.internal.example.com", "dave", "data", "production", Some(-1)),
@@ -80,7 +109,10 @@ const ESTATE: &[Estate] = &[
     cert("staging-www", "www.staging.example.com", "alice", "platform", "staging", Some(45)),
     cert("staging-api", "api.staging.example.com", "alice", "platform", "staging", Some(-12)),
     cert("docs", "docs.example.com", "erin", "platform", "production", Some(120)),
-    Estate { lifetime_days: 365, ..cert("partner-mtls", "partners.payments.example.com", "bob", "payments", "production", Some(180)) },
+    Estate {
+        lifetime_days: 365,
+        ..cert("partner-mtls", "partners.payments.example.com", "bob", "payments", "production", Some(180))
+    },
     cert("mobile-api", "m.api.example.com", "alice", "platform", "production", Some(27)),
     // Declared, waiting for their first issuance.
     cert("search", "search.example.com", "erin", "platform", "production", None),
@@ -119,7 +151,13 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
     let items = IMPORTED
         .iter()
         .map(|(name, days_left)| {
-            let leaf = ca.issue_leaf(name, &[(*name).to_owned()], KeyKind::EcdsaP256, now + days_left * DAY - 365 * DAY, 365 * DAY)?;
+            let leaf = ca.issue_leaf(
+                name,
+                &[(*name).to_owned()],
+                KeyKind::EcdsaP256,
+                now + days_left * DAY - 365 * DAY,
+                365 * DAY,
+            )?;
             Ok(pb::ImportItem {
                 pem_chain: format!("{}{}", leaf.certificate_pem, ca.certificate_pem),
                 environment: "production".into(),
@@ -279,7 +317,8 @@ async fn declare(
     let lifetime = estate.lifetime_days * DAY;
     let not_after = now + days_left * DAY + 3_600;
     // Certificates past their first renewal carry the version they replaced.
-    let versions = if lifetime < 365 * DAY && days_left > 30 { vec![not_after - lifetime, not_after] } else { vec![not_after] };
+    let versions =
+        if lifetime < 365 * DAY && days_left > 30 { vec![not_after - lifetime, not_after] } else { vec![not_after] };
     for expiry in versions {
         let leaf = ca.issue_leaf(estate.common_name, &sans, KeyKind::EcdsaP256, expiry - lifetime, lifetime)?;
         client

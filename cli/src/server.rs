@@ -51,7 +51,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let audit = peer(Role::Audit, &config.audit_url)?;
     let inventory = peer(Role::Inventory, &config.inventory_url)?;
     // `ServerConfig` checked that every role's peers are known.
-    let required = |channel: &Option<Channel>, name: &str| channel.clone().with_context(|| format!("no address for the {name} service"));
+    let required = |channel: &Option<Channel>, name: &str| {
+        channel.clone().with_context(|| format!("no address for the {name} service"))
+    };
 
     let mut tasks = JoinSet::new();
     if let Some(listener) = services_listener {
@@ -67,7 +69,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     }
     if config.demo {
         // Seeded before the gateway opens, so a ready gateway means seeded data.
-        tracing::warn!("DEMO MODE: seeded sample data, for evaluation only; do not use this instance for real certificates");
+        tracing::warn!(
+            "DEMO MODE: seeded sample data, for evaluation only; do not use this instance for real certificates"
+        );
         crate::demo::seed(required(&inventory, "inventory")?).await.context("seeding the demo data failed")?;
     }
     if let Some(listener) = gateway_listener {

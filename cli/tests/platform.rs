@@ -24,7 +24,8 @@ fn pem_chain(cn: &str, days_left: i64) -> String {
 /// Audit events arrive through the outbox relay, so wait for them (bounded).
 async fn audit_events_for(platform: &Platform, resource: &str, at_least: usize) -> Vec<Value> {
     for _ in 0..200 {
-        let (status, body) = platform.rest("GET", &format!("/api/v1/auditEvents?resource={resource}&pageSize=100"), None).await;
+        let (status, body) =
+            platform.rest("GET", &format!("/api/v1/auditEvents?resource={resource}&pageSize=100"), None).await;
         assert_eq!(status, 200, "{body}");
         let events = body["auditEvents"].as_array().cloned().unwrap_or_default();
         if events.len() >= at_least {
@@ -59,7 +60,8 @@ async fn exercise(platform: &Platform) {
         "team": "teams/web",
         "environment": "production",
     });
-    let (status, created) = platform.rest("POST", "/api/v1/certificates?certificateId=shop", Some(certificate.clone())).await;
+    let (status, created) =
+        platform.rest("POST", "/api/v1/certificates?certificateId=shop", Some(certificate.clone())).await;
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["certificate"]["state"], "CERTIFICATE_STATE_PENDING");
 
@@ -77,7 +79,11 @@ async fn exercise(platform: &Platform) {
     assert_eq!(status, 400, "{body}");
     assert_eq!(violated_field(&body).as_deref(), Some("page_size"), "{body}");
     let (status, body) = platform
-        .rest("POST", "/api/v1/certificates/shop/versions", Some(json!({"pemChain": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"})))
+        .rest(
+            "POST",
+            "/api/v1/certificates/shop/versions",
+            Some(json!({"pemChain": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"})),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(violated_field(&body).as_deref(), Some("pem_chain"), "{body}");
@@ -88,12 +94,18 @@ async fn exercise(platform: &Platform) {
     assert_eq!(got["certificate"]["state"], "CERTIFICATE_STATE_PENDING");
 
     // A real chain becomes the current version.
-    let (status, version) =
-        platform.rest("POST", "/api/v1/certificates/shop/versions", Some(json!({"pemChain": pem_chain("shop.example.com", 200)}))).await;
+    let (status, version) = platform
+        .rest(
+            "POST",
+            "/api/v1/certificates/shop/versions",
+            Some(json!({"pemChain": pem_chain("shop.example.com", 200)})),
+        )
+        .await;
     assert_eq!(status, 200, "{version}");
     assert_eq!(version["certificateVersion"]["name"], "certificates/shop/versions/1");
-    let (status, updated) =
-        platform.rest("PATCH", "/api/v1/certificates/shop?updateMask=environment", Some(json!({"environment": "staging"}))).await;
+    let (status, updated) = platform
+        .rest("PATCH", "/api/v1/certificates/shop?updateMask=environment", Some(json!({"environment": "staging"})))
+        .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["certificate"]["environment"], "staging");
     assert_eq!(updated["certificate"]["state"], "CERTIFICATE_STATE_ACTIVE");
@@ -101,15 +113,22 @@ async fn exercise(platform: &Platform) {
     // Filters and pagination, over REST and native gRPC alike.
     for (id, days) in [("soon", 5), ("later", 100), ("expired", -2)] {
         let (status, _) = platform
-            .rest("POST", &format!("/api/v1/certificates?certificateId={id}"), Some(json!({"commonName": format!("{id}.example.com"), "team": "teams/web"})))
+            .rest(
+                "POST",
+                &format!("/api/v1/certificates?certificateId={id}"),
+                Some(json!({"commonName": format!("{id}.example.com"), "team": "teams/web"})),
+            )
             .await;
         assert_eq!(status, 200);
         let chain = pem_chain(&format!("{id}.example.com"), days);
-        let (status, body) = platform.rest("POST", &format!("/api/v1/certificates/{id}/versions"), Some(json!({"pemChain": chain}))).await;
+        let (status, body) = platform
+            .rest("POST", &format!("/api/v1/certificates/{id}/versions"), Some(json!({"pemChain": chain})))
+            .await;
         assert_eq!(status, 200, "{body}");
     }
     let (_, expiring) = platform.rest("GET", "/api/v1/certificates?state=CERTIFICATE_STATE_EXPIRING", None).await;
-    let names: Vec<&str> = expiring["certificates"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        expiring["certificates"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["certificates/soon"]);
     let (_, found) = platform.rest("GET", "/api/v1/certificates?search=WWW.SHOP", None).await;
     assert_eq!(found["certificates"][0]["name"], "certificates/shop");
@@ -117,14 +136,20 @@ async fn exercise(platform: &Platform) {
     assert_eq!(first["certificates"].as_array().unwrap().len(), 2);
     let token = first["nextPageToken"].as_str().unwrap().to_owned();
     assert!(!token.is_empty());
-    let (status, body) = platform.rest("GET", &format!("/api/v1/certificates?pageSize=2&pageToken={token}&environment=x"), None).await;
+    let (status, body) =
+        platform.rest("GET", &format!("/api/v1/certificates?pageSize=2&pageToken={token}&environment=x"), None).await;
     assert_eq!(status, 400, "a token from another query is refused: {body}");
     assert_eq!(violated_field(&body).as_deref(), Some("page_token"));
 
     let channel = platform.channel().await;
     let mut inventory = InventoryServiceClient::new(channel.clone());
     let listed = inventory
-        .list_certificates(ListCertificatesRequest { page_size: 2, page_token: token, team: "teams/web".into(), ..Default::default() })
+        .list_certificates(ListCertificatesRequest {
+            page_size: 2,
+            page_token: token,
+            team: "teams/web".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -151,7 +176,11 @@ async fn exercise(platform: &Platform) {
     // Every mutation reached the audit chain exactly once, and the chain holds.
     let events = audit_events_for(platform, "certificates/shop", 2).await;
     let actions: Vec<&str> = events.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["inventory.UpdateCertificate", "inventory.CreateCertificate"], "newest first, refused calls absent");
+    assert_eq!(
+        actions,
+        ["inventory.UpdateCertificate", "inventory.CreateCertificate"],
+        "newest first, refused calls absent"
+    );
     let versions = audit_events_for(platform, "certificates/shop/", 1).await;
     assert_eq!(versions.len(), 1);
     assert_eq!(versions[0]["action"], "inventory.CreateCertificateVersion");
@@ -193,7 +222,11 @@ async fn three_processes_pass_the_same_tests_and_keep_events_through_an_audit_ou
     let status = platform.processes[0].terminate();
     assert!(status.success());
     let (status, body) = platform
-        .rest("POST", "/api/v1/certificates?certificateId=during-outage", Some(json!({"commonName": "outage.example.com"})))
+        .rest(
+            "POST",
+            "/api/v1/certificates?certificateId=during-outage",
+            Some(json!({"commonName": "outage.example.com"})),
+        )
         .await;
     assert_eq!(status, 200, "the inventory commits without the audit service: {body}");
     let (status, _) = platform.rest("GET", "/api/v1/auditEvents", None).await;
@@ -209,7 +242,10 @@ async fn three_processes_pass_the_same_tests_and_keep_events_through_an_audit_ou
     let mut audit = AuditServiceClient::new(platform.channel().await);
     assert!(audit.verify_chain(VerifyChainRequest {}).await.unwrap().into_inner().valid);
     let listed = audit
-        .list_audit_events(ListAuditEventsRequest { resource: "certificates/during-outage".into(), ..Default::default() })
+        .list_audit_events(ListAuditEventsRequest {
+            resource: "certificates/during-outage".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -231,7 +267,8 @@ async fn demo_seeds_a_realistic_estate_once() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let page = page.unwrap_or_else(|| panic!("round {round}: the demo never reached 40 certificates\n{}", platform.logs()));
+        let page = page
+            .unwrap_or_else(|| panic!("round {round}: the demo never reached 40 certificates\n{}", platform.logs()));
         let certificates = page["certificates"].as_array().unwrap();
         assert_eq!(certificates.len(), 40, "round {round}: seeded once, not again");
         for state in ["PENDING", "ACTIVE", "EXPIRING", "EXPIRED"] {
@@ -239,7 +276,11 @@ async fn demo_seeds_a_realistic_estate_once() {
             assert!(n >= 3, "round {round}: only {n} {state} certificates");
         }
         let (_, summary) = platform.rest("GET", "/api/v1/certificates:summarize", None).await;
-        assert_eq!(summary["total"].as_i64().or_else(|| summary["total"].as_str().and_then(|s| s.parse().ok())), Some(40), "{summary}");
+        assert_eq!(
+            summary["total"].as_i64().or_else(|| summary["total"].as_str().and_then(|s| s.parse().ok())),
+            Some(40),
+            "{summary}"
+        );
     }
 }
 
@@ -283,7 +324,8 @@ async fn the_cli_imports_pem_files_and_verifies_the_audit_chain() {
     assert_eq!(listed["certificates"].as_array().unwrap().len(), 2, "{listed}");
 
     audit_events_for(&platform, "certificates/", 2).await;
-    let verify = std::process::Command::new(support::BIN).args(["audit", "verify", "--server", &platform.url]).output().unwrap();
+    let verify =
+        std::process::Command::new(support::BIN).args(["audit", "verify", "--server", &platform.url]).output().unwrap();
     let stdout = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "{stdout}");
     assert!(stdout.contains("audit chain intact"), "{stdout}");
@@ -295,7 +337,10 @@ async fn the_cli_imports_pem_files_and_verifies_the_audit_chain() {
     assert!(export.status.success());
     let csv = String::from_utf8_lossy(&export.stdout);
     assert!(csv.lines().count() >= 3, "a header and at least two events: {csv}");
-    assert!(csv.contains("inventory.ImportCertificates") || csv.contains("inventory.CreateCertificateVersion"), "{csv}");
+    assert!(
+        csv.contains("inventory.ImportCertificates") || csv.contains("inventory.CreateCertificateVersion"),
+        "{csv}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

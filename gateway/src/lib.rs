@@ -52,12 +52,7 @@ pub fn router(config: &GatewayConfig, shutdown: Shutdown) -> Result<Router, Gate
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| GatewayError::Reflection(e.to_string()))?;
-    tokio::spawn(health::report_upstreams(
-        health_reporter,
-        config.inventory.clone(),
-        config.audit.clone(),
-        shutdown,
-    ));
+    tokio::spawn(health::report_upstreams(health_reporter, config.inventory.clone(), config.audit.clone(), shutdown));
 
     let grpc = tonic::service::Routes::new(
         InventoryServiceServer::new(inventory.clone())

@@ -117,7 +117,8 @@ pub fn openapi_document() -> &'static str {
         for text in certctl_proto::OPENAPI_DOCUMENTS {
             let doc: Value = serde_json::from_str(text).expect("the build emits valid OpenAPI JSON");
             for section in ["paths", "components"] {
-                let target = if section == "paths" { &mut merged["paths"] } else { &mut merged["components"]["schemas"] };
+                let target =
+                    if section == "paths" { &mut merged["paths"] } else { &mut merged["components"]["schemas"] };
                 let source = if section == "paths" { &doc["paths"] } else { &doc["components"]["schemas"] };
                 if let (Some(target), Some(source)) = (target.as_object_mut(), source.as_object()) {
                     target.extend(source.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -253,7 +254,8 @@ async fn explain_errors(response: Response) -> Response {
         parts.headers.remove(header::CONTENT_LENGTH);
         return Response::from_parts(parts, Body::empty());
     };
-    let Some((status, retry_after, body)) = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| problem(&v)) else {
+    let Some((status, retry_after, body)) = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| problem(&v))
+    else {
         return Response::from_parts(parts, Body::from(bytes));
     };
     parts.status = status;
@@ -311,11 +313,8 @@ fn decode_details(status: &tonic_types::pb::Status) -> (Vec<Value>, Option<u64>)
         }));
     }
     if let Some(bad) = details.bad_request() {
-        let violations: Vec<Value> = bad
-            .field_violations
-            .iter()
-            .map(|v| json!({ "field": v.field, "description": v.description }))
-            .collect();
+        let violations: Vec<Value> =
+            bad.field_violations.iter().map(|v| json!({ "field": v.field, "description": v.description })).collect();
         out.push(json!({ "@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": violations }));
     }
     if let Some(resource) = details.resource_info() {
@@ -358,12 +357,18 @@ mod tests {
         let mut details = ErrorDetails::new();
         details.add_bad_request_violation("page_size", "must not be negative");
         details.set_error_info("INVALID_ARGUMENT", "certctl.dev", []);
-        let status = tonic::Status::with_error_details(Code::InvalidArgument, "page_size: must not be negative", details);
+        let status =
+            tonic::Status::with_error_details(Code::InvalidArgument, "page_size: must not be negative", details);
         let (http, retry, body) = problem(&transcoded(status)).unwrap();
         assert_eq!(http, StatusCode::BAD_REQUEST);
         assert_eq!(retry, None);
         assert_eq!(body["status"], "INVALID_ARGUMENT");
-        let violation = &body["details"].as_array().unwrap().iter().find(|d| d["@type"].as_str().unwrap().ends_with("BadRequest")).unwrap()["fieldViolations"][0];
+        let violation = &body["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["@type"].as_str().unwrap().ends_with("BadRequest"))
+            .unwrap()["fieldViolations"][0];
         assert_eq!(violation["field"], "page_size");
     }
 

@@ -17,7 +17,9 @@ pub fn mount(app: Router, dir: Option<&Path>) -> Router {
         ServeDir::new(d).fallback(ServeFile::new(d.join("index.html")))
     });
     if spa.is_none() {
-        tracing::warn!("no built GUI found (web/dist/index.html); run `npm --prefix web ci && npm --prefix web run build`");
+        tracing::warn!(
+            "no built GUI found (web/dist/index.html); run `npm --prefix web ci && npm --prefix web run build`"
+        );
     }
     app.fallback(move |request: Request| {
         let spa = spa.clone();

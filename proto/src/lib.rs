@@ -56,10 +56,12 @@ pub const OPENAPI_DOCUMENTS: &[&str] = &[
 pub fn json_to_struct(value: &serde_json::Value) -> Option<pbjson_types::Struct> {
     match value {
         serde_json::Value::Null => None,
-        serde_json::Value::Object(map) => Some(pbjson_types::Struct {
-            fields: map.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect(),
-        }),
-        other => Some(pbjson_types::Struct { fields: [("value".to_owned(), json_to_value(other))].into_iter().collect() }),
+        serde_json::Value::Object(map) => {
+            Some(pbjson_types::Struct { fields: map.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect() })
+        }
+        other => {
+            Some(pbjson_types::Struct { fields: [("value".to_owned(), json_to_value(other))].into_iter().collect() })
+        }
     }
 }
 
@@ -70,7 +72,9 @@ fn json_to_value(value: &serde_json::Value) -> pbjson_types::Value {
         serde_json::Value::Bool(b) => Kind::BoolValue(*b),
         serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
         serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(a) => Kind::ListValue(pbjson_types::ListValue { values: a.iter().map(json_to_value).collect() }),
+        serde_json::Value::Array(a) => {
+            Kind::ListValue(pbjson_types::ListValue { values: a.iter().map(json_to_value).collect() })
+        }
         serde_json::Value::Object(m) => Kind::StructValue(pbjson_types::Struct {
             fields: m.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect(),
         }),

@@ -115,7 +115,12 @@ impl Platform {
     pub async fn single(storage: &Storage, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let mut args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}"), "--web-dir".into(), dir.path().join("no-gui").display().to_string()];
+        let mut args = vec![
+            "--listen".to_owned(),
+            format!("127.0.0.1:{port}"),
+            "--web-dir".into(),
+            dir.path().join("no-gui").display().to_string(),
+        ];
         args.extend(storage.args(&dir.path().join("data")));
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let process = Process::spawn(&args, dir.path().join("server.log"));
@@ -138,9 +143,16 @@ impl Platform {
         };
         let processes = vec![
             Process::spawn(&role("audit", audit, vec![]), dir.path().join("audit.log")),
-            Process::spawn(&role("inventory", inventory, vec!["--audit-url".into(), audit_url.clone()]), dir.path().join("inventory.log")),
             Process::spawn(
-                &role("gateway", gateway, vec!["--audit-url".into(), audit_url, "--inventory-url".into(), inventory_url]),
+                &role("inventory", inventory, vec!["--audit-url".into(), audit_url.clone()]),
+                dir.path().join("inventory.log"),
+            ),
+            Process::spawn(
+                &role(
+                    "gateway",
+                    gateway,
+                    vec!["--audit-url".into(), audit_url, "--inventory-url".into(), inventory_url],
+                ),
                 dir.path().join("gateway.log"),
             ),
         ];
@@ -178,17 +190,31 @@ impl Platform {
     }
 
     pub async fn try_request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
-        let (status, _, bytes) = self.raw(method, path, "application/json", body.map(|b| b.to_string().into_bytes()).unwrap_or_default()).await?;
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned())) };
+        let (status, _, bytes) = self
+            .raw(method, path, "application/json", body.map(|b| b.to_string().into_bytes()).unwrap_or_default())
+            .await?;
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
         Ok((status, value))
     }
 
     /// A REST call; returns the HTTP status and the JSON body.
     pub async fn rest(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.try_request(method, path, body.as_ref()).await.unwrap_or_else(|e| panic!("{method} {path}: {e}\nlogs:\n{}", self.logs()))
+        self.try_request(method, path, body.as_ref())
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\nlogs:\n{}", self.logs()))
     }
 
-    pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Result<(u16, http::HeaderMap, Bytes), String> {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, http::HeaderMap, Bytes), String> {
         let request = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.url))

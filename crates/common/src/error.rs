@@ -108,11 +108,21 @@ impl From<StoreError> for Status {
                 tracing::warn!(%reason, "database unavailable");
                 let mut details = ErrorDetails::new();
                 details.set_retry_info(Some(std::time::Duration::from_secs(1)));
-                with_reason(Code::Unavailable, "the database is unavailable; retry shortly".into(), "DATABASE_UNAVAILABLE", details)
+                with_reason(
+                    Code::Unavailable,
+                    "the database is unavailable; retry shortly".into(),
+                    "DATABASE_UNAVAILABLE",
+                    details,
+                )
             }
             StoreError::Internal(reason) => {
                 tracing::error!(%reason, "storage error");
-                with_reason(Code::Internal, "internal storage error; see the server log".into(), "STORAGE", ErrorDetails::new())
+                with_reason(
+                    Code::Internal,
+                    "internal storage error; see the server log".into(),
+                    "STORAGE",
+                    ErrorDetails::new(),
+                )
             }
         }
     }

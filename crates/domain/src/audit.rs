@@ -64,6 +64,40 @@ impl AuditEvent {
     }
 }
 
+impl AuditEvent {
+    /// The event's resource name, `auditEvents/{sequence}`.
+    pub fn name(&self) -> String {
+        event_name(self.sequence)
+    }
+}
+
+/// `auditEvents/{sequence}`.
+pub fn event_name(sequence: i64) -> String {
+    crate::name::Collection::AuditEvents.name(&sequence.to_string())
+}
+
+/// Parses `auditEvents/{sequence}`. Only the canonical spelling is accepted
+/// (no sign, no leading zeros), so every event has exactly one name.
+pub fn parse_event_name(field: &str, name: &str) -> Result<i64, crate::DomainError> {
+    let bad = || {
+        crate::DomainError::invalid(
+            field,
+            if name.is_empty() {
+                "required: expected `auditEvents/{sequence}`".to_owned()
+            } else {
+                format!(
+                    "`{name}` is not an audit event name: expected `auditEvents/{{sequence}}` with a sequence from 1"
+                )
+            },
+        )
+    };
+    let digits = name.strip_prefix("auditEvents/").ok_or_else(bad)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.starts_with('0') {
+        return Err(bad());
+    }
+    digits.parse().map_err(|_| bad())
+}
+
 /// The outcome of walking the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainReport {
@@ -139,6 +173,27 @@ mod tests {
         let forged = AuditEvent::link(4, &events[2].hash, event("forged"));
         events[3] = forged;
         assert_eq!(verify_links((0, GENESIS_HASH), &events).unwrap_err().0, 5);
+    }
+
+    #[test]
+    fn event_names() {
+        assert_eq!(event_name(42), "auditEvents/42");
+        assert_eq!(parse_event_name("name", "auditEvents/42").unwrap(), 42);
+        assert_eq!(chain(1)[0].name(), "auditEvents/1");
+        for bad in [
+            "",
+            "auditEvents/",
+            "auditEvents/0",
+            "auditEvents/007",
+            "auditEvents/+1",
+            "auditEvents/-1",
+            "auditEvents/1/x",
+            "certificates/1",
+            "auditEvents/99999999999999999999",
+        ] {
+            let err = parse_event_name("name", bad).unwrap_err();
+            assert!(matches!(&err, crate::DomainError::InvalidArgument(v) if v[0].field == "name"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -148,7 +148,10 @@ impl Certificate {
         v.merge(name::validate_id("certificate_id", &self.id));
         v.check(self.display_name.len() <= 200, "certificate.display_name", "at most 200 characters");
         if self.common_name.is_empty() && self.subject_alt_names.is_empty() {
-            v.add("certificate.common_name", "a certificate needs a common name or at least one subject alternative name");
+            v.add(
+                "certificate.common_name",
+                "a certificate needs a common name or at least one subject alternative name",
+            );
         }
         if !self.common_name.is_empty() {
             v.merge(validate_dns_name("certificate.common_name", &self.common_name));
@@ -165,7 +168,8 @@ impl Certificate {
             v.merge(name::parse(&format!("certificate.targets[{i}]"), Collection::Targets, target).map(|_| ()));
         }
         v.check(
-            self.environment.len() <= 63 && self.environment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            self.environment.len() <= 63
+                && self.environment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
             "certificate.environment",
             "at most 63 letters, digits, '-' or '_'",
         );
@@ -178,8 +182,18 @@ impl Certificate {
     /// means every field the patch sets.
     pub fn apply_update(&mut self, patch: Certificate, mask: &[String]) -> Result<(), DomainError> {
         const FIELDS: &[&str] = &[
-            "display_name", "common_name", "subject_alt_names", "owner", "team", "environment", "issuer",
-            "profile", "renewal_policy", "targets", "labels", "metadata",
+            "display_name",
+            "common_name",
+            "subject_alt_names",
+            "owner",
+            "team",
+            "environment",
+            "issuer",
+            "profile",
+            "renewal_policy",
+            "targets",
+            "labels",
+            "metadata",
         ];
         let paths = effective_mask(mask, FIELDS, |f| match f {
             "display_name" => !patch.display_name.is_empty(),
@@ -249,9 +263,8 @@ fn validate_map(field: &str, map: &BTreeMap<String, String>) -> Result<(), Domai
     let mut v = Violations::new();
     v.check(map.len() <= 64, field, "at most 64 entries");
     for (k, val) in map {
-        let key_ok = !k.is_empty()
-            && k.len() <= 63
-            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+        let key_ok =
+            !k.is_empty() && k.len() <= 63 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
         v.check(key_ok, &format!("{field}[{k}]"), "keys are 1-63 letters, digits, '-', '_', '.' or '/'");
         v.check(val.len() <= 1024, &format!("{field}[{k}]"), "values are at most 1024 characters");
     }
@@ -367,13 +380,7 @@ fn is_email(s: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TargetConfig {
-    File {
-        directory: String,
-        mode: String,
-        owner: String,
-        group: String,
-        post_deploy_command: String,
-    },
+    File { directory: String, mode: String, owner: String, group: String, post_deploy_command: String },
     Nginx(WebServerConfig),
     Apache(WebServerConfig),
     Haproxy(WebServerConfig),
@@ -417,7 +424,11 @@ impl TargetConfig {
                     "must be an absolute path",
                 );
                 if kind != "haproxy" || !c.key_path.is_empty() {
-                    v.check(c.key_path.starts_with('/'), &format!("target.{kind}.key_path"), "must be an absolute path");
+                    v.check(
+                        c.key_path.starts_with('/'),
+                        &format!("target.{kind}.key_path"),
+                        "must be an absolute path",
+                    );
                 }
                 v.check(
                     (0..=65535).contains(&c.verify_port),
@@ -620,7 +631,9 @@ impl RenewalPolicy {
             match p {
                 "display_name" => self.display_name = patch.display_name.clone(),
                 "alert_threshold_days" => self.alert_threshold_days = patch.alert_threshold_days.clone(),
-                "renew_before_lifetime_fraction" => self.renew_before_lifetime_fraction = patch.renew_before_lifetime_fraction,
+                "renew_before_lifetime_fraction" => {
+                    self.renew_before_lifetime_fraction = patch.renew_before_lifetime_fraction
+                }
                 _ => self.renew_before_secs = patch.renew_before_secs,
             }
         }
@@ -669,7 +682,11 @@ mod tests {
     #[test]
     fn renewal_timing() {
         let check = |fraction: Option<f64>, lead: Option<i64>, nb: i64, na: i64, expected: i64| {
-            let p = RenewalPolicy { renew_before_lifetime_fraction: fraction, renew_before_secs: lead, ..Default::default() };
+            let p = RenewalPolicy {
+                renew_before_lifetime_fraction: fraction,
+                renew_before_secs: lead,
+                ..Default::default()
+            };
             assert_eq!(p.renewal_time(nb, na), expected, "{fraction:?} {lead:?}");
         };
         // 90-day certificate, default 1/3: renew at day 60.

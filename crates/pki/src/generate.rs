@@ -61,7 +61,8 @@ impl CertificateAuthority {
         dn.push(DnType::OrganizationName, "certctl");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let now = certctl_domain::now();
         params.not_before = at(now - 86_400)?;
         params.not_after = at(now + 10 * 365 * 86_400)?;

@@ -70,14 +70,16 @@ pub fn parse_pem_chain(input: &str) -> Result<ParsedChain, ParseError> {
         let (rest, cert) = X509Certificate::from_der(der)
             .map_err(|e| ParseError::BadCertificate { index: i + 1, reason: e.to_string() })?;
         if !rest.is_empty() {
-            return Err(ParseError::BadCertificate { index: i + 1, reason: "trailing bytes after the certificate".into() });
+            return Err(ParseError::BadCertificate {
+                index: i + 1,
+                reason: "trailing bytes after the certificate".into(),
+            });
         }
         certs.push(cert);
     }
     for i in 0..certs.len().saturating_sub(1) {
         let (child, parent) = (&certs[i], &certs[i + 1]);
-        let linked = child.issuer() == parent.subject()
-            && child.verify_signature(Some(parent.public_key())).is_ok();
+        let linked = child.issuer() == parent.subject() && child.verify_signature(Some(parent.public_key())).is_ok();
         if !linked {
             return Err(ParseError::OutOfOrder {
                 index: i + 1,
@@ -107,13 +109,8 @@ pub fn to_pem(label: &str, der: &[u8]) -> String {
 }
 
 fn describe(cert: &X509Certificate<'_>, der: &[u8]) -> ParsedCertificate {
-    let common_name = cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let common_name =
+        cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or_default().to_owned();
     let mut sans = Vec::new();
     if let Ok(Some(ext)) = cert.subject_alternative_name() {
         for name in &ext.value.general_names {
@@ -182,7 +179,13 @@ mod tests {
     fn parses_a_leaf_and_its_chain() {
         let ca = generate::CertificateAuthority::new("Test Root", KeyKind::EcdsaP256).unwrap();
         let leaf = ca
-            .issue_leaf("web.example.com", &["web.example.com".into(), "10.1.2.3".into()], KeyKind::EcdsaP384, 0, 90 * 86_400)
+            .issue_leaf(
+                "web.example.com",
+                &["web.example.com".into(), "10.1.2.3".into()],
+                KeyKind::EcdsaP384,
+                0,
+                90 * 86_400,
+            )
             .unwrap();
         let chain = format!("{}{}", leaf.certificate_pem, ca.certificate_pem);
         let parsed = parse_pem_chain(&chain).unwrap();
@@ -205,7 +208,10 @@ mod tests {
         assert_eq!(parse_pem_chain("hello").unwrap_err(), ParseError::NoPem);
         assert!(matches!(parse_pem_chain(&leaf.private_key_pem).unwrap_err(), ParseError::PrivateKey { index: 1, .. }));
         let out_of_order = format!("{}{}", ca.certificate_pem, leaf.certificate_pem);
-        assert!(matches!(parse_pem_chain(&out_of_order).unwrap_err(), ParseError::OutOfOrder { index: 1, next: 2, .. }));
+        assert!(matches!(
+            parse_pem_chain(&out_of_order).unwrap_err(),
+            ParseError::OutOfOrder { index: 1, next: 2, .. }
+        ));
         let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         assert!(matches!(parse_pem_chain(garbage).unwrap_err(), ParseError::BadCertificate { index: 1, .. }));
         let csr = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
