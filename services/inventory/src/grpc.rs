@@ -1,11 +1,9 @@
 //! The gRPC edge of the inventory: the only module that sees proto types.
 //! Converts requests to domain values, calls `Inventory`, converts back.
 
-use certctl_domain::inventory::{
-    self as domain, CertificateState, KeyAlgorithm, TargetConfig, WebServerConfig,
-};
-use certctl_domain::name::{self, Collection};
 use certctl_domain::DomainError;
+use certctl_domain::inventory::{self as domain, CertificateState, KeyAlgorithm, TargetConfig, WebServerConfig};
+use certctl_domain::name::{self, Collection};
 use certctl_proto::inventory::{self as pb, inventory_service_server::InventoryService};
 use certctl_proto::types::KeyAlgorithm as PbKeyAlgorithm;
 use tonic::{Request, Response, Status};
@@ -317,7 +315,10 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         Ok(Response::new(pb::GetCertificateResponse { certificate: Some(certificate_to_pb(c, state)) }))
     }
 
-    async fn list_certificates(&self, request: Request<pb::ListCertificatesRequest>) -> R<pb::ListCertificatesResponse> {
+    async fn list_certificates(
+        &self,
+        request: Request<pb::ListCertificatesRequest>,
+    ) -> R<pb::ListCertificatesResponse> {
         let r = request.into_inner();
         let filter = CertificateFilter {
             owner: r.owner,
@@ -341,7 +342,10 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         Ok(Response::new(pb::ListCertificatesResponse { certificates, next_page_token: page.next_page_token }))
     }
 
-    async fn create_certificate(&self, request: Request<pb::CreateCertificateRequest>) -> R<pb::CreateCertificateResponse> {
+    async fn create_certificate(
+        &self,
+        request: Request<pb::CreateCertificateRequest>,
+    ) -> R<pb::CreateCertificateResponse> {
         let caller = caller(&request);
         let r = request.into_inner();
         let c = certificate_from_pb(required("certificate", r.certificate)?, r.certificate_id);
@@ -350,7 +354,10 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         Ok(Response::new(pb::CreateCertificateResponse { certificate: Some(certificate_to_pb(created, state)) }))
     }
 
-    async fn update_certificate(&self, request: Request<pb::UpdateCertificateRequest>) -> R<pb::UpdateCertificateResponse> {
+    async fn update_certificate(
+        &self,
+        request: Request<pb::UpdateCertificateRequest>,
+    ) -> R<pb::UpdateCertificateResponse> {
         let caller = caller(&request);
         let r = request.into_inner();
         let c = required("certificate", r.certificate)?;
@@ -360,7 +367,10 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         Ok(Response::new(pb::UpdateCertificateResponse { certificate: Some(certificate_to_pb(updated, state)) }))
     }
 
-    async fn delete_certificate(&self, request: Request<pb::DeleteCertificateRequest>) -> R<pb::DeleteCertificateResponse> {
+    async fn delete_certificate(
+        &self,
+        request: Request<pb::DeleteCertificateRequest>,
+    ) -> R<pb::DeleteCertificateResponse> {
         let caller = caller(&request);
         self.inner.delete_certificate(&caller, &request.into_inner().name).await?;
         Ok(Response::new(pb::DeleteCertificateResponse {}))
@@ -525,12 +535,8 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         let r = request.into_inner();
         name::parse_optional("agent", Collection::Agents, &r.agent).map_err(certctl_common::status_from_domain)?;
         let page = self.inner.list_documents::<domain::Target>(r.page_size, &r.page_token).await?;
-        let targets = page
-            .items
-            .into_iter()
-            .filter(|t| r.agent.is_empty() || t.agent == r.agent)
-            .map(target_to_pb)
-            .collect();
+        let targets =
+            page.items.into_iter().filter(|t| r.agent.is_empty() || t.agent == r.agent).map(target_to_pb).collect();
         Ok(Response::new(pb::ListTargetsResponse { targets, next_page_token: page.next_page_token }))
     }
 
@@ -557,11 +563,24 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         let t = required("target", r.target)?;
         let id = id_of("target.name", Collection::Targets, &t.name)?;
         let mut paths = mask(r.update_mask);
+        // Masks name proto fields (AIP-161): the oneof's members, as the GUI
+        // sends them, stand for the domain's `config`.
+        for path in &mut paths {
+            if matches!(path.as_str(), "file" | "nginx" | "apache" | "haproxy") {
+                *path = "config".to_owned();
+            }
+        }
+        paths.sort_unstable();
+        paths.dedup();
         let config = match t.config {
             Some(c) => target_config_from_pb(Some(c))?,
             None => {
-                // No config in the patch: keep the current one.
-                paths.retain(|p| p != "config");
+                // No config in the patch: keep the current one. A mask that
+                // names config asks for one, and must not fall back to the
+                // fields the patch happens to set.
+                if paths.iter().any(|p| p == "config") {
+                    return Err(invalid("target.config", "required: update_mask names config"));
+                }
                 if paths.is_empty() {
                     paths = ["display_name", "agent", "labels"]
                         .into_iter()
@@ -634,7 +653,10 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         Ok(Response::new(pb::DeleteAgentResponse {}))
     }
 
-    async fn get_renewal_policy(&self, request: Request<pb::GetRenewalPolicyRequest>) -> R<pb::GetRenewalPolicyResponse> {
+    async fn get_renewal_policy(
+        &self,
+        request: Request<pb::GetRenewalPolicyRequest>,
+    ) -> R<pb::GetRenewalPolicyResponse> {
         let p = self.inner.get_document(Collection::RenewalPolicies, &request.into_inner().name).await?;
         Ok(Response::new(pb::GetRenewalPolicyResponse { renewal_policy: Some(policy_to_pb(p)) }))
     }

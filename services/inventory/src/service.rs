@@ -5,7 +5,7 @@ use std::sync::Arc;
 use certctl_common::StoreError;
 use certctl_domain::audit::NewAuditEvent;
 use certctl_domain::inventory::{
-    Agent, Certificate, CertificateState, CertificateVersion, Owner, RenewalPolicy, Target, Team, DAY,
+    Agent, Certificate, CertificateState, CertificateVersion, DAY, Owner, RenewalPolicy, Target, Team,
 };
 use certctl_domain::name::{self, Collection};
 use certctl_domain::page;
@@ -226,7 +226,12 @@ impl<S: Store> Inventory<S> {
         Ok(self.store.get_certificate(id).await?)
     }
 
-    pub async fn update_certificate(&self, caller: &Caller, patch: Certificate, mask: &[String]) -> Result<Certificate> {
+    pub async fn update_certificate(
+        &self,
+        caller: &Caller,
+        patch: Certificate,
+        mask: &[String],
+    ) -> Result<Certificate> {
         let mut current = self.store.get_certificate(&patch.id).await?;
         current.apply_update(patch, mask)?;
         self.check_certificate_references(&current).await?;
@@ -338,8 +343,8 @@ impl<S: Store> Inventory<S> {
 
     pub async fn create_version(&self, caller: &Caller, parent: &str, pem_chain: &str) -> Result<CertificateVersion> {
         let id = name::parse("parent", Collection::Certificates, parent)?.to_owned();
-        let chain = certctl_pki::parse_pem_chain(pem_chain)
-            .map_err(|e| DomainError::invalid("pem_chain", e.to_string()))?;
+        let chain =
+            certctl_pki::parse_pem_chain(pem_chain).map_err(|e| DomainError::invalid("pem_chain", e.to_string()))?;
         self.add_parsed_version(caller, &id, chain, "").await
     }
 
@@ -387,12 +392,19 @@ impl<S: Store> Inventory<S> {
         Ok(self.store.get_version(&id, version).await?)
     }
 
-    pub async fn list_versions(&self, parent: &str, page_size: i32, page_token: &str) -> Result<Page<CertificateVersion>> {
+    pub async fn list_versions(
+        &self,
+        parent: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<CertificateVersion>> {
         let id = name::parse("parent", Collection::Certificates, parent)?;
         let limit = page::page_size(page_size)?;
         let fingerprint = page::query_fingerprint(&["versions", id]);
         let before = page::decode_token(page_token, &fingerprint)?
-            .map(|v| v.as_i64().ok_or_else(|| DomainError::invalid("page_token", "not a page token issued by this server")))
+            .map(|v| {
+                v.as_i64().ok_or_else(|| DomainError::invalid("page_token", "not a page token issued by this server"))
+            })
             .transpose()?;
         // A listing of an unknown certificate is NOT_FOUND, not an empty page.
         self.store.get_certificate(id).await?;
@@ -449,7 +461,9 @@ impl<S: Store> Inventory<S> {
                 let certificate = Certificate {
                     id: id.clone(),
                     display_name: leaf.common_name.clone(),
-                    common_name: if leaf.common_name.is_empty() || certctl_domain::inventory::validate_dns_name("", &leaf.common_name).is_err() {
+                    common_name: if leaf.common_name.is_empty()
+                        || certctl_domain::inventory::validate_dns_name("", &leaf.common_name).is_err()
+                    {
                         String::new()
                     } else {
                         leaf.common_name.clone()

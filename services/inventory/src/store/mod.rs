@@ -6,9 +6,9 @@ mod sql;
 
 use async_trait::async_trait;
 use certctl_common::StoreError;
+use certctl_domain::UnixTime;
 use certctl_domain::audit::NewAuditEvent;
 use certctl_domain::inventory::{Certificate, CertificateState, CertificateVersion, ParsedCertificate};
-use certctl_domain::UnixTime;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -133,7 +133,11 @@ fn list_sql(q: &CertificateQuery) -> ListSql {
     let order = if key_col == "0" { format!("id {dir}") } else { format!("{key_col} {dir}, id {dir}") };
     n += 1;
     ints.push((n, q.limit));
-    ListSql { sql: format!("SELECT {CERT_COLUMNS} FROM certificates{where_clause} ORDER BY {order} LIMIT ${n}"), ints, texts }
+    ListSql {
+        sql: format!("SELECT {CERT_COLUMNS} FROM certificates{where_clause} ORDER BY {order} LIMIT ${n}"),
+        ints,
+        texts,
+    }
 }
 
 /// Binds `ListSql` values in placeholder order.
@@ -275,12 +279,28 @@ macro_rules! sql_store {
                         let id = resource.trim_start_matches("certificates/");
                         return self.get_certificate(id).await;
                     }
-                    sqlx::query("INSERT INTO request_ids (request_id, resource, create_time) VALUES ($1, $2, $3)")
-                        .bind(request_id)
-                        .bind(certificate.name())
-                        .bind(certificate.create_time)
-                        .execute(&mut *tx)
-                        .await?;
+                    // A retry racing the first attempt gets past the SELECT; its
+                    // insert then waits for the first to commit and claims nothing.
+                    let claimed = sqlx::query(
+                        "INSERT INTO request_ids (request_id, resource, create_time) VALUES ($1, $2, $3) \
+                         ON CONFLICT (request_id) DO NOTHING",
+                    )
+                    .bind(request_id)
+                    .bind(certificate.name())
+                    .bind(certificate.create_time)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1;
+                    if !claimed {
+                        tx.rollback().await?;
+                        let resource: String =
+                            sqlx::query_scalar("SELECT resource FROM request_ids WHERE request_id = $1")
+                                .bind(request_id)
+                                .fetch_one(&self.pool)
+                                .await?;
+                        return self.get_certificate(resource.trim_start_matches("certificates/")).await;
+                    }
                 }
                 let insert = sqlx::query(
                     "INSERT INTO certificates (id, display_name, common_name, sans, owner, team, environment, issuer, \
@@ -613,7 +633,13 @@ fn document_name<D: Document>(id: &str) -> String {
     format!("{collection}/{id}")
 }
 
-sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqlitePool, sqlx::sqlite::SqliteRow, Some("UPDATE outbox SET id = id WHERE 0"));
+sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::SqlitePool,
+    sqlx::sqlite::SqliteRow,
+    Some("UPDATE outbox SET id = id WHERE 0")
+);
 sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, sqlx::postgres::PgRow, None::<&'static str>);
 
 #[cfg(test)]
