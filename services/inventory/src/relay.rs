@@ -80,7 +80,7 @@ fn to_proto(entry: OutboxEntry) -> AuditEvent {
         request_id: e.request_id,
         details: certctl_proto::json_to_struct(&e.details),
         source: e.source,
-        source_id: entry.id.to_string(),
+        source_id: if e.source_id.is_empty() { entry.id.to_string() } else { e.source_id },
         ..Default::default()
     }
 }

@@ -148,8 +148,10 @@ impl<S: Store> Inventory<S> {
             request_id: caller.request_id.clone(),
             details,
             source: "inventory".into(),
-            // Filled by the relay from the outbox row id.
-            source_id: String::new(),
+            // Random rather than the outbox row id: a database restored from a
+            // backup reuses row ids, and audit would drop the new events as
+            // duplicates of old ones.
+            source_id: format!("{:032x}", rand::random::<u128>()),
         }
     }
 
