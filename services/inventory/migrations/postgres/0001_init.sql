@@ -1,6 +1,8 @@
--- Inventory schema (PostgreSQL). Times are Unix seconds.
+-- Inventory schema (PostgreSQL). Times are Unix seconds. Text that is sorted or
+-- compared for pagination uses the "C" collation: byte order, as on SQLite,
+-- whatever locale the cluster was created with.
 CREATE TABLE certificates (
-    id               TEXT PRIMARY KEY,
+    id               TEXT COLLATE "C" PRIMARY KEY,
     display_name     TEXT NOT NULL,
     common_name      TEXT NOT NULL,
     sans             TEXT NOT NULL,              -- JSON array
@@ -35,7 +37,7 @@ CREATE INDEX certificates_by_create_time ON certificates (create_time, id);
 CREATE INDEX certificates_by_expiring_at ON certificates (expiring_at);
 
 CREATE TABLE certificate_versions (
-    certificate_id   TEXT NOT NULL REFERENCES certificates (id) ON DELETE CASCADE,
+    certificate_id   TEXT COLLATE "C" NOT NULL REFERENCES certificates (id) ON DELETE CASCADE,
     version          BIGINT NOT NULL,
     pem_chain        TEXT NOT NULL,
     serial_number    TEXT NOT NULL,
@@ -53,11 +55,11 @@ CREATE TABLE certificate_versions (
 );
 CREATE INDEX certificate_versions_by_fingerprint ON certificate_versions (fingerprint);
 
-CREATE TABLE owners (id TEXT PRIMARY KEY, body TEXT NOT NULL, create_time BIGINT NOT NULL, update_time BIGINT NOT NULL);
-CREATE TABLE teams (id TEXT PRIMARY KEY, body TEXT NOT NULL, create_time BIGINT NOT NULL, update_time BIGINT NOT NULL);
-CREATE TABLE targets (id TEXT PRIMARY KEY, body TEXT NOT NULL, create_time BIGINT NOT NULL, update_time BIGINT NOT NULL);
-CREATE TABLE agents (id TEXT PRIMARY KEY, body TEXT NOT NULL, create_time BIGINT NOT NULL, update_time BIGINT NOT NULL);
-CREATE TABLE renewal_policies (id TEXT PRIMARY KEY, body TEXT NOT NULL, create_time BIGINT NOT NULL, update_time BIGINT NOT NULL);
+CREATE TABLE owners (id TEXT COLLATE "C" PRIMARY KEY, body TEXT NOT NULL, create_time BIGINT NOT NULL, update_time BIGINT NOT NULL);
+CREATE TABLE teams (id TEXT COLLATE "C" PRIMARY KEY, body TEXT NOT NULL, create_time BIGINT NOT NULL, update_time BIGINT NOT NULL);
+CREATE TABLE targets (id TEXT COLLATE "C" PRIMARY KEY, body TEXT NOT NULL, create_time BIGINT NOT NULL, update_time BIGINT NOT NULL);
+CREATE TABLE agents (id TEXT COLLATE "C" PRIMARY KEY, body TEXT NOT NULL, create_time BIGINT NOT NULL, update_time BIGINT NOT NULL);
+CREATE TABLE renewal_policies (id TEXT COLLATE "C" PRIMARY KEY, body TEXT NOT NULL, create_time BIGINT NOT NULL, update_time BIGINT NOT NULL);
 
 -- Audit events waiting for the relay, committed with the mutation they describe.
 CREATE TABLE outbox (
