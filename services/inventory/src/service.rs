@@ -545,6 +545,12 @@ impl<S: Store> Inventory<S> {
             ))
             .into());
         }
+        if self.any_document::<Owner>(|o| o.team == name).await? {
+            return Err(DomainError::FailedPrecondition(format!(
+                "{name} still has owners; move them to another team first"
+            ))
+            .into());
+        }
         self.delete_doc::<Team>(caller, "DeleteTeam", name, id).await
     }
 
@@ -568,6 +574,12 @@ impl<S: Store> Inventory<S> {
 
     pub async fn delete_target(&self, caller: &Caller, name: &str) -> Result<()> {
         let id = name::parse("name", Collection::Targets, name)?;
+        if self.store.certificate_references(ReferenceColumn::Target, name).await? {
+            return Err(DomainError::FailedPrecondition(format!(
+                "certificates are still deployed to {name}; remove it from their targets first"
+            ))
+            .into());
+        }
         self.delete_doc::<Target>(caller, "DeleteTarget", name, id).await
     }
 
@@ -589,6 +601,12 @@ impl<S: Store> Inventory<S> {
 
     pub async fn delete_agent(&self, caller: &Caller, name: &str) -> Result<()> {
         let id = name::parse("name", Collection::Agents, name)?;
+        if self.any_document::<Target>(|t| t.agent == name).await? {
+            return Err(DomainError::FailedPrecondition(format!(
+                "{name} still deploys to targets; move or delete them first"
+            ))
+            .into());
+        }
         self.delete_doc::<Agent>(caller, "DeleteAgent", name, id).await
     }
 
@@ -650,6 +668,23 @@ impl<S: Store> Inventory<S> {
             String::new()
         };
         Ok(Page { items, next_page_token })
+    }
+
+    /// True when some document of type `D` matches; for the small document
+    /// tables whose references live inside the JSON body.
+    async fn any_document<D: Document>(&self, matches: impl Fn(&D) -> bool) -> Result<bool> {
+        const BATCH: i64 = 500;
+        let mut after: Option<String> = None;
+        loop {
+            let batch: Vec<D> = self.store.list_documents(after.as_deref(), BATCH).await?;
+            if batch.iter().any(&matches) {
+                return Ok(true);
+            }
+            match batch.last() {
+                Some(last) if batch.len() as i64 == BATCH => after = Some(last.id().to_owned()),
+                _ => return Ok(false),
+            }
+        }
     }
 
     async fn create_doc<D: Document>(&self, caller: &Caller, action: &str, c: Collection, doc: &D) -> Result<()> {

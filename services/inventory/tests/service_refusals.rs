@@ -325,3 +325,56 @@ async fn a_target_mask_naming_config_needs_a_config() {
     assert_eq!(now.target, Some(created));
     assert_eq!(srv.outbox_len().await, before);
 }
+
+#[tokio::test]
+async fn references_inside_documents_also_block_deletes() {
+    let srv = Served::start().await;
+    let mut c = srv.client.clone();
+    c.create_team(pb::CreateTeamRequest { team: Some(Default::default()), team_id: "edge".into() }).await.unwrap();
+    let owner = pb::Owner { team: "teams/edge".into(), ..Default::default() };
+    c.create_owner(pb::CreateOwnerRequest { owner: Some(owner), owner_id: "olga".into() }).await.unwrap();
+    c.create_agent(pb::CreateAgentRequest { agent: Some(Default::default()), agent_id: "web-01".into() })
+        .await
+        .unwrap();
+    let target = pb::Target {
+        agent: "agents/web-01".into(),
+        config: Some(pb::target::Config::File(pb::FileTargetConfig {
+            directory: "/etc/tls".into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    c.create_target(pb::CreateTargetRequest { target: Some(target), target_id: "front".into() }).await.unwrap();
+    let certificate = pb::Certificate {
+        common_name: "web.example.com".into(),
+        targets: vec!["targets/front".into()],
+        ..Default::default()
+    };
+    srv.create("web", certificate).await;
+    let before = srv.outbox_len().await;
+
+    assert_code(c.delete_team(pb::DeleteTeamRequest { name: "teams/edge".into() }).await, Code::FailedPrecondition);
+    assert_code(
+        c.delete_agent(pb::DeleteAgentRequest { name: "agents/web-01".into() }).await,
+        Code::FailedPrecondition,
+    );
+    assert_code(
+        c.delete_target(pb::DeleteTargetRequest { name: "targets/front".into() }).await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(srv.outbox_len().await, before, "refused deletes write nothing");
+
+    // A target whose name merely starts the same way does not count as a reference.
+    let other = pb::Target {
+        config: Some(pb::target::Config::File(pb::FileTargetConfig { directory: "/srv".into(), ..Default::default() })),
+        ..Default::default()
+    };
+    c.create_target(pb::CreateTargetRequest { target: Some(other), target_id: "front-2".into() }).await.unwrap();
+    c.delete_target(pb::DeleteTargetRequest { name: "targets/front-2".into() }).await.unwrap();
+
+    c.delete_certificate(pb::DeleteCertificateRequest { name: "certificates/web".into() }).await.unwrap();
+    c.delete_target(pb::DeleteTargetRequest { name: "targets/front".into() }).await.unwrap();
+    c.delete_agent(pb::DeleteAgentRequest { name: "agents/web-01".into() }).await.unwrap();
+    c.delete_owner(pb::DeleteOwnerRequest { name: "owners/olga".into() }).await.unwrap();
+    c.delete_team(pb::DeleteTeamRequest { name: "teams/edge".into() }).await.unwrap();
+}

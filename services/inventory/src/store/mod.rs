@@ -114,8 +114,7 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_certificate(&self, id: &str, event: NewAuditEvent) -> Result<(), StoreError>;
     async fn list_certificates(&self, query: &CertificateQuery) -> Result<Vec<Certificate>, StoreError>;
     async fn summarize(&self, now: UnixTime) -> Result<Summary, StoreError>;
-    /// True when some certificate references `name` through `column`
-    /// (`owner`, `team` or `renewal_policy`).
+    /// True when some certificate references `name` through `column`.
     async fn certificate_references(&self, column: ReferenceColumn, name: &str) -> Result<bool, StoreError>;
     /// Moves every certificate on `policy` to a new alert lead.
     async fn set_alert_lead(&self, policy: &str, alert_lead_secs: i64) -> Result<(), StoreError>;
@@ -167,14 +166,19 @@ pub enum ReferenceColumn {
     Owner,
     Team,
     RenewalPolicy,
+    /// One of the certificate's targets.
+    Target,
 }
 
 impl ReferenceColumn {
-    fn as_str(self) -> &'static str {
+    /// The condition on `$1` (the referenced name) that finds a referencing row.
+    fn condition(self) -> &'static str {
         match self {
-            Self::Owner => "owner",
-            Self::Team => "team",
-            Self::RenewalPolicy => "renewal_policy",
+            Self::Owner => "owner = $1",
+            Self::Team => "team = $1",
+            Self::RenewalPolicy => "renewal_policy = $1",
+            // `targets` is a JSON array of names; ids hold no LIKE wildcards.
+            Self::Target => "targets LIKE '%\"' || $1 || '\"%'",
         }
     }
 }

@@ -407,7 +407,7 @@ macro_rules! sql_store {
             }
 
             async fn certificate_references(&self, column: ReferenceColumn, name: &str) -> Result<bool, StoreError> {
-                let sql = format!("SELECT 1 FROM certificates WHERE {} = $1 LIMIT 1", column.as_str());
+                let sql = format!("SELECT 1 FROM certificates WHERE {} LIMIT 1", column.condition());
                 let found = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(name).fetch_optional(&self.pool).await?;
                 Ok(found.is_some())
             }
