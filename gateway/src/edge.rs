@@ -53,3 +53,48 @@ mod tests {
         assert_eq!(new_request_id().len(), 32);
     }
 }
+
+#[cfg(test)]
+mod stamping {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::{HeaderMap, Request};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn echo(headers: HeaderMap) -> String {
+        let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        format!("{}|{}", get(ACTOR_HEADER), get(REQUEST_ID_HEADER))
+    }
+
+    async fn call(request: Request<Body>) -> (String, String) {
+        let app = Router::new().route("/", get(echo)).layer(axum::middleware::from_fn(identify_caller));
+        let response = app.oneshot(request).await.unwrap();
+        let echoed_id = response.headers()[REQUEST_ID_HEADER].to_str().unwrap().to_owned();
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        (String::from_utf8(body.to_vec()).unwrap(), echoed_id)
+    }
+
+    #[tokio::test]
+    async fn a_forged_actor_is_replaced_and_a_sane_request_id_kept() {
+        let request = Request::get("/")
+            .header(ACTOR_HEADER, "users/admin")
+            .header(REQUEST_ID_HEADER, "retry-7")
+            .body(Body::empty())
+            .unwrap();
+        let (seen, echoed) = call(request).await;
+        assert_eq!(seen, "anonymous|retry-7");
+        assert_eq!(echoed, "retry-7");
+    }
+
+    #[tokio::test]
+    async fn a_bad_request_id_is_replaced() {
+        let request = Request::get("/").header(REQUEST_ID_HEADER, "two words").body(Body::empty()).unwrap();
+        let (seen, echoed) = call(request).await;
+        let id = seen.split_once('|').unwrap().1;
+        assert_eq!(id.len(), 32);
+        assert_eq!(id, echoed);
+    }
+}

@@ -121,3 +121,63 @@ pub async fn serve(listener: TcpListener, config: GatewayConfig, shutdown: Shutd
         .with_graceful_shutdown(shutdown.wait())
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn config(origins: &[&str]) -> GatewayConfig {
+        let unused = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        GatewayConfig {
+            inventory: unused.clone(),
+            audit: unused,
+            web_dir: None,
+            cors_allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+        }
+    }
+
+    async fn preflight(app: Router, origin: &str) -> Option<String> {
+        let request = Request::options("/api/v1/certificates")
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        response.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[tokio::test]
+    async fn cors_allows_only_listed_origins() {
+        let (_trigger, shutdown) = certctl_common::shutdown::channel();
+        let app = router(&config(&["https://gui.example.com"]), shutdown.clone()).unwrap();
+        assert_eq!(preflight(app.clone(), "https://gui.example.com").await.as_deref(), Some("https://gui.example.com"));
+        assert_eq!(preflight(app, "https://evil.example.net").await, None);
+        let same_origin_only = router(&config(&[]), shutdown).unwrap();
+        assert_eq!(preflight(same_origin_only, "https://gui.example.com").await, None);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_origin_is_a_configuration_error() {
+        let (_trigger, shutdown) = certctl_common::shutdown::channel();
+        let err = router(&config(&["https://bad\norigin"]), shutdown).unwrap_err();
+        assert!(err.to_string().contains("not a valid CORS origin"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_say_the_gui_is_not_built_and_grpc_gets_unimplemented() {
+        let (_trigger, shutdown) = certctl_common::shutdown::channel();
+        let app = router(&config(&[]), shutdown).unwrap();
+        let page = app.clone().oneshot(Request::get("/certificates/web").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(page.status(), http::StatusCode::NOT_FOUND);
+        let grpc = Request::post("/certctl.billing.v1.Billing/Pay")
+            .header("content-type", "application/grpc")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(grpc).await.unwrap();
+        assert_eq!(response.headers()["grpc-status"], "12");
+    }
+}
