@@ -60,7 +60,31 @@ struct ListSql {
     texts: Vec<(usize, String)>,
 }
 
-fn list_sql(q: &CertificateQuery) -> ListSql {
+/// How a backend finds free-text matches without scanning every row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SearchIndex {
+    /// PostgreSQL: a pg_trgm GIN index serves `search_text LIKE '%…%'`, and
+    /// the planner weighs it against the ordered scan by itself.
+    TrigramLike,
+    /// SQLite: the FTS5 trigram table `certificates_search`, used when it
+    /// narrows the rows (see `SPARSE_MATCHES`).
+    Fts5Trigram,
+}
+
+/// Below this many FTS5 matches, fetching the matches and sorting them beats
+/// walking the ordered index until a page is full; above it, matches are
+/// dense and the walk fills a page at once. SQLite's planner cannot see this
+/// (it always drives from the match list), so the store decides.
+const SPARSE_MATCHES: i64 = 5000;
+
+/// An FTS5 phrase that matches `search` as a substring, for terms the
+/// trigram tokenizer can index (three characters or more).
+fn fts5_phrase(search: &str) -> Option<String> {
+    (search.chars().count() >= 3).then(|| format!("\"{}\"", search.replace('"', "\"\"")))
+}
+
+/// `fts_phrase`: narrow the rows through the FTS5 table first.
+fn list_sql(q: &CertificateQuery, fts_phrase: Option<String>) -> ListSql {
     let mut conds: Vec<String> = Vec::new();
     let mut ints = Vec::new();
     let mut texts = Vec::new();
@@ -124,6 +148,12 @@ fn list_sql(q: &CertificateQuery) -> ListSql {
         }
     }
     if let Some(s) = &q.search {
+        if let Some(phrase) = fts_phrase {
+            n += 1;
+            conds
+                .push(format!("rowid IN (SELECT rowid FROM certificates_search WHERE certificates_search MATCH ${n})"));
+            texts.push((n, phrase));
+        }
         n += 1;
         conds.push(format!("search_text LIKE ${n} ESCAPE '\\'"));
         texts.push((n, like_pattern(s)));
@@ -154,7 +184,7 @@ fn ordered_binds(ints: Vec<(usize, i64)>, texts: Vec<(usize, String)>) -> Vec<Bi
 }
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $pool:ty, $row:ty, $begin_write:expr) => {
+    ($store:ident, $db:ty, $pool:ty, $row:ty, $begin_write:expr, $search_index:expr) => {
         /// The inventory store on this backend.
         #[derive(Debug, Clone)]
         pub struct $store {
@@ -365,7 +395,20 @@ macro_rules! sql_store {
             }
 
             async fn list_certificates(&self, query: &CertificateQuery) -> Result<Vec<Certificate>, StoreError> {
-                let ListSql { sql, ints, texts } = list_sql(query);
+                let mut fts_phrase = None;
+                if $search_index == SearchIndex::Fts5Trigram
+                    && let Some(phrase) = query.search.as_deref().and_then(fts5_phrase)
+                {
+                    let matches: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM (SELECT 1 FROM certificates_search WHERE certificates_search MATCH $1 LIMIT $2)",
+                    )
+                    .bind(&phrase)
+                    .bind(SPARSE_MATCHES)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    fts_phrase = (matches < SPARSE_MATCHES).then_some(phrase);
+                }
+                let ListSql { sql, ints, texts } = list_sql(query, fts_phrase);
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for bind in ordered_binds(ints, texts) {
                     q = match bind {
@@ -638,9 +681,17 @@ sql_store!(
     sqlx::Sqlite,
     sqlx::SqlitePool,
     sqlx::sqlite::SqliteRow,
-    Some("UPDATE outbox SET id = id WHERE 0")
+    Some("UPDATE outbox SET id = id WHERE 0"),
+    SearchIndex::Fts5Trigram
 );
-sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, sqlx::postgres::PgRow, None::<&'static str>);
+sql_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    sqlx::PgPool,
+    sqlx::postgres::PgRow,
+    None::<&'static str>,
+    SearchIndex::TrigramLike
+);
 
 #[cfg(test)]
 mod tests {
