@@ -173,6 +173,40 @@ async fn exercise(platform: &Platform) {
     let trailers = String::from_utf8_lossy(&body[5 + len + 5..]).to_lowercase();
     assert!(trailers.contains("grpc-status:0"), "{trailers}");
 
+    // grpc.health.v1 and server reflection on the public port.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let check = tonic_health::pb::HealthCheckRequest { service: "certctl.inventory.v1.InventoryService".into() };
+    let mut serving = false;
+    for _ in 0..100 {
+        let status = health.check(check.clone()).await.unwrap().into_inner().status;
+        if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+            serving = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(serving, "the gateway reports the inventory SERVING");
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let ask = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(tokio_stream::once(ask))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) = answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("reflection answers ListServices with a service list");
+    };
+    let services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(services.contains(&"certctl.inventory.v1.InventoryService".to_owned()), "{services:?}");
+    assert!(services.contains(&"certctl.audit.v1.AuditService".to_owned()), "{services:?}");
+    assert!(!services.iter().any(|s| s.contains("AuditIngest")), "internal APIs are not advertised: {services:?}");
+
     // Every mutation reached the audit chain exactly once, and the chain holds.
     let events = audit_events_for(platform, "certificates/shop", 2).await;
     let actions: Vec<&str> = events.iter().map(|e| e["action"].as_str().unwrap()).collect();

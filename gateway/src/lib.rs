@@ -50,6 +50,10 @@ pub fn router(config: &GatewayConfig, shutdown: Shutdown) -> Result<Router, Gate
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(certctl_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // Advertise what this port serves; the internal ingest API is not here.
+        .with_service_name("certctl.inventory.v1.InventoryService")
+        .with_service_name("certctl.audit.v1.AuditService")
+        .with_service_name("grpc.health.v1.Health")
         .build_v1()
         .map_err(|e| GatewayError::Reflection(e.to_string()))?;
     tokio::spawn(health::report_upstreams(health_reporter, config.inventory.clone(), config.audit.clone(), shutdown));
