@@ -77,7 +77,9 @@ impl Database {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
-                    .pragma("cache_size", "-65536")
+                    // 16 MiB of page cache per connection, at most 128 MiB over the pool:
+                    // 64 MiB each grew the server by 600 MB under load at 1M certificates.
+                    .pragma("cache_size", "-16384")
                     .pragma("temp_store", "memory");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(8)
