@@ -266,6 +266,11 @@ impl<S: Store> Inventory<S> {
         if filter.search.len() > 253 {
             return Err(DomainError::invalid("search", "at most 253 characters").into());
         }
+        for (field, value) in [("search", &filter.search), ("environment", &filter.environment)] {
+            if value.chars().any(char::is_control) {
+                return Err(DomainError::invalid(field, "must not contain control characters").into());
+            }
+        }
         let order = match filter.order_by.trim() {
             "" | "not_after" | "not_after asc" => CertificateOrder::NotAfter { descending: false },
             "not_after desc" => CertificateOrder::NotAfter { descending: true },

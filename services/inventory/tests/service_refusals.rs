@@ -378,3 +378,17 @@ async fn references_inside_documents_also_block_deletes() {
     c.delete_owner(pb::DeleteOwnerRequest { name: "owners/olga".into() }).await.unwrap();
     c.delete_team(pb::DeleteTeamRequest { name: "teams/edge".into() }).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_search_with_control_characters_is_refused() {
+    let srv = Served::start().await;
+    let mut c = srv.client.clone();
+    for search in ["\0\0\0", "a\nb", "\u{7f}x"] {
+        let request = pb::ListCertificatesRequest { search: search.into(), ..Default::default() };
+        expect_invalid(c.list_certificates(request).await, "search");
+    }
+    let request = pb::ListCertificatesRequest { environment: "prod\0".into(), ..Default::default() };
+    expect_invalid(c.list_certificates(request).await, "environment");
+    let fine = pb::ListCertificatesRequest { search: "\"*^".into(), ..Default::default() };
+    assert!(c.list_certificates(fine).await.is_ok(), "quotes and FTS operators are plain text");
+}
