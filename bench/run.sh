@@ -156,6 +156,7 @@ postgres_url() {
 }
 
 log "work dir $WORK; $COUNT certificates; backends: $BACKENDS; $RUNS runs of ${DURATION}s"
+log "code: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- . ':!bench' ':!docs' || echo ' (with uncommitted changes)')"
 log "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)"
 (cd "$ROOT" && cargo build --release -p certctl -p certctl-bench)
 
