@@ -6,7 +6,6 @@
 //! Every mutation commits its audit event in the same transaction (outbox).
 
 pub mod grpc;
-pub mod relay;
 pub mod service;
 pub mod store;
 
@@ -34,6 +33,6 @@ pub fn build<S: store::Store>(
     shutdown: Shutdown,
 ) -> certctl_proto::inventory::inventory_service_server::InventoryServiceServer<grpc::InventoryGrpc<S>> {
     let inventory = Inventory::new(store.clone());
-    tokio::spawn(relay::run(store, audit, inventory.outbox_wake(), shutdown));
+    tokio::spawn(certctl_outbox::run(store, audit, inventory.outbox_wake(), shutdown));
     grpc::InventoryGrpc::new(inventory).into_server()
 }

@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use certctl_domain::inventory::{Certificate, Team};
 use certctl_inventory::Inventory;
-use certctl_inventory::relay;
 use certctl_inventory::service::Caller;
-use certctl_inventory::store::{SqliteStore, Store};
+use certctl_inventory::store::{Outbox, SqliteStore};
 use certctl_proto::audit::audit_ingest_service_client::AuditIngestServiceClient;
 use certctl_proto::audit::audit_ingest_service_server::{AuditIngestService, AuditIngestServiceServer};
 use certctl_proto::audit::{AppendAuditEventsRequest, AppendAuditEventsResponse, AuditEvent};
@@ -109,11 +108,11 @@ async fn events_stay_in_the_outbox_until_the_audit_service_takes_them() {
     let (audit, channel) = FlakyAudit::serve(1).await;
     let mut client = AuditIngestServiceClient::new(channel);
 
-    assert!(relay::relay_once(store.as_ref(), &mut client).await.is_err(), "UNAVAILABLE is an error");
+    assert!(certctl_outbox::relay_once(store.as_ref(), &mut client).await.is_err(), "UNAVAILABLE is an error");
     assert_eq!(store.outbox_batch(100).await.unwrap(), outbox, "a refused batch stays put");
     assert!(audit.received().is_empty());
 
-    assert_eq!(relay::relay_once(store.as_ref(), &mut client).await, Ok(5));
+    assert_eq!(certctl_outbox::relay_once(store.as_ref(), &mut client).await, Ok(5));
     assert!(store.outbox_batch(100).await.unwrap().is_empty());
     let received = audit.received();
     assert_eq!(actions(&received), expected);
@@ -132,7 +131,7 @@ async fn events_stay_in_the_outbox_until_the_audit_service_takes_them() {
     assert_eq!(common_name, Some(pbjson_types::value::Kind::StringValue("web-a.example.com".into())));
 
     // Nothing left: no call at all.
-    assert_eq!(relay::relay_once(store.as_ref(), &mut client).await, Ok(0));
+    assert_eq!(certctl_outbox::relay_once(store.as_ref(), &mut client).await, Ok(0));
     assert_eq!(audit.calls.load(Ordering::SeqCst), 2);
 }
 
@@ -159,7 +158,7 @@ async fn the_relay_delivers_every_event_once_and_in_order() {
     assert_eq!(expected.len(), 505);
     let (audit, channel) = FlakyAudit::serve(3).await;
     let (trigger, shutdown) = certctl_common::shutdown::channel();
-    let relay = tokio::spawn(relay::run(store.clone(), channel, inventory.outbox_wake(), shutdown));
+    let relay = tokio::spawn(certctl_outbox::run(store.clone(), channel, inventory.outbox_wake(), shutdown));
 
     assert!(eventually(|| audit.received().len() >= expected.len()).await, "the backlog arrives");
     // Mutations made while the relay runs wake it; no need to wait for its poll.

@@ -3,7 +3,7 @@
 
 mod support;
 
-use certctl_inventory::store::Store;
+use certctl_inventory::store::Outbox;
 use certctl_proto::inventory as pb;
 use certctl_proto::types::KeyAlgorithm;
 use pb::CertificateState::{Active, Expired, Expiring, Pending};
@@ -323,4 +323,147 @@ async fn a_target_config_is_masked_by_its_proto_field() {
     let back = update_target(update(Some(nginx(8443)), &["config"])).await;
     assert_eq!(back.config, Some(nginx(8443)));
     assert_eq!(back.display_name, "Front");
+}
+
+/// The details of the newest audit event waiting in the outbox.
+async fn last_event(srv: &Served) -> certctl_domain::audit::NewAuditEvent {
+    srv.store.outbox_batch(100_000).await.unwrap().pop().expect("an audit event").event
+}
+
+#[tokio::test]
+async fn key_custody_is_set_on_create_and_through_the_mask() {
+    let srv = Served::start().await;
+    let mut client = srv.client.clone();
+    let created = srv
+        .create(
+            "web",
+            pb::Certificate {
+                common_name: "web.example.com".into(),
+                server_keyed: true,
+                key_algorithm: KeyAlgorithm::Rsa3072 as i32,
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(created.server_keyed);
+    assert_eq!(created.key_algorithm, KeyAlgorithm::Rsa3072 as i32);
+    assert_eq!(srv.get("certificates/web").await.unwrap(), created);
+    let listed = srv.list(pb::ListCertificatesRequest::default()).await.unwrap().certificates;
+    assert_eq!(listed, [created.clone()]);
+    let event = last_event(&srv).await;
+    assert_eq!(event.details["server_keyed"], true);
+    assert_eq!(event.details["key_algorithm"], "RSA_3072");
+
+    // Defaults: the key stays with the agent, the profile picks its type.
+    let plain = srv.create_certificate("api", "api.example.com").await;
+    assert!(!plain.server_keyed);
+    assert_eq!(plain.key_algorithm, KeyAlgorithm::Unspecified as i32);
+    assert_eq!(last_event(&srv).await.details["key_algorithm"], serde_json::Value::Null);
+
+    let mut update = async |patch: pb::Certificate, paths: &[&str]| {
+        let patch = pb::Certificate { name: "certificates/web".into(), ..patch };
+        let request = pb::UpdateCertificateRequest { certificate: Some(patch), update_mask: mask(paths) };
+        client.update_certificate(request).await.unwrap().into_inner().certificate.unwrap()
+    };
+    // Only the named field changes; a false or unspecified value in a named path is set.
+    let patch = pb::Certificate { key_algorithm: KeyAlgorithm::Ed25519 as i32, ..Default::default() };
+    let updated = update(patch, &["key_algorithm"]).await;
+    assert_eq!((updated.server_keyed, updated.key_algorithm), (true, KeyAlgorithm::Ed25519 as i32));
+    let updated = update(pb::Certificate::default(), &["server_keyed"]).await;
+    assert_eq!((updated.server_keyed, updated.key_algorithm), (false, KeyAlgorithm::Ed25519 as i32));
+    let event = last_event(&srv).await;
+    assert_eq!(event.details["update_mask"], serde_json::json!(["server_keyed"]));
+    assert_eq!(event.details["server_keyed"], false);
+    assert_eq!(event.details["key_algorithm"], "ED25519");
+    // Without a mask, a set field is an update and an unset one is not.
+    let patch = pb::Certificate { server_keyed: true, display_name: "Web".into(), ..Default::default() };
+    let updated = update(patch, &[]).await;
+    assert_eq!((updated.server_keyed, updated.key_algorithm), (true, KeyAlgorithm::Ed25519 as i32));
+    let updated = update(pb::Certificate::default(), &["key_algorithm"]).await;
+    assert_eq!(updated.key_algorithm, KeyAlgorithm::Unspecified as i32);
+    assert_eq!(updated.display_name, "Web");
+    assert_eq!(srv.get("certificates/web").await.unwrap(), updated);
+}
+
+fn revocation(name: &str, reason: &str, revoke_time: i64) -> pb::RecordRevocationRequest {
+    pb::RecordRevocationRequest { name: name.into(), reason: reason.into(), revoke_time: ts(revoke_time) }
+}
+
+#[tokio::test]
+async fn revocations_are_recorded_once_per_version() {
+    let srv = Served::start().await;
+    let mut client = srv.client.clone();
+    let pki = Pki::new("Test Root");
+    srv.create_certificate("web", "web.example.com").await;
+    for not_before in [T0 - 2 * DAY, T0 - DAY] {
+        srv.add_version("certificates/web", &pki.chain(&pki.leaf("web.example.com", not_before, 90 * DAY)))
+            .await
+            .unwrap();
+    }
+    let version = async |name: &str| {
+        let request = pb::GetCertificateVersionRequest { name: name.into() };
+        srv.client.clone().get_certificate_version(request).await.unwrap().into_inner().certificate_version.unwrap()
+    };
+    let v1 = "certificates/web/versions/1";
+    let v2 = "certificates/web/versions/2";
+
+    // An old version: the certificate stays active, the version shows it.
+    srv.set_now(T0 + 100);
+    let response = client.record_revocation(revocation(v1, "superseded", T0 + 50)).await.unwrap().into_inner();
+    let web = response.certificate.unwrap();
+    assert_eq!(web.state, Active as i32);
+    assert_eq!(web.update_time, ts(T0), "the certificate itself did not change");
+    let old = version(v1).await;
+    assert_eq!((old.revoke_time, old.revocation_reason.as_str()), (ts(T0 + 50), "superseded"));
+    let current = version(v2).await;
+    assert_eq!((current.revoke_time, current.revocation_reason.as_str()), (None, ""));
+
+    // The current version: the certificate is revoked, and counted so.
+    let mut request = tonic::Request::new(revocation(v2, "keyCompromise", T0 + 60));
+    request.metadata_mut().insert(certctl_inventory::grpc::ACTOR_HEADER, "services/issuance".parse().unwrap());
+    let revoked = client.record_revocation(request).await.unwrap().into_inner().certificate.unwrap();
+    assert_eq!(revoked.state, pb::CertificateState::Revoked as i32);
+    assert_eq!(revoked.update_time, ts(T0 + 100));
+    assert_eq!(srv.get("certificates/web").await.unwrap(), revoked);
+    assert_eq!(version(v2).await.revocation_reason, "keyCompromise");
+    assert_eq!(names_in(&srv, pb::CertificateState::Revoked).await, ["certificates/web"]);
+    assert!(names_in(&srv, Active).await.is_empty());
+    let s = summary(&srv).await;
+    assert_eq!((s.total, s.active, s.revoked), (1, 0, 1));
+    let event = last_event(&srv).await;
+    assert_eq!((event.action.as_str(), event.resource.as_str()), ("inventory.RecordRevocation", v2));
+    assert_eq!(event.actor, "services/issuance");
+    assert_eq!(event.details, serde_json::json!({"reason": "keyCompromise", "revoke_time": T0 + 60}));
+
+    // The same again is a no-op; a different one is refused; neither is audited.
+    let events = srv.outbox_len().await;
+    srv.set_now(T0 + 200);
+    let again = client.record_revocation(revocation(v2, "keyCompromise", T0 + 60)).await.unwrap().into_inner();
+    assert_eq!(again.certificate, Some(revoked.clone()));
+    let status = client.record_revocation(revocation(v2, "superseded", T0 + 60)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("keyCompromise"), "{}", status.message());
+    assert_eq!(version(v2).await.revocation_reason, "keyCompromise");
+    assert_eq!(srv.outbox_len().await, events);
+
+    // Unknown versions, malformed names and bad revocations change nothing either.
+    for name in ["certificates/web/versions/3", "certificates/nope/versions/1"] {
+        support::assert_code(
+            client.record_revocation(revocation(name, "keyCompromise", T0)).await,
+            tonic::Code::NotFound,
+        );
+    }
+    expect_invalid(client.record_revocation(revocation("certificates/web", "keyCompromise", T0)).await, "name");
+    expect_invalid(client.record_revocation(revocation(v1, "compromised", T0)).await, "reason");
+    let untimed = pb::RecordRevocationRequest { revoke_time: None, ..revocation(v1, "", T0) };
+    expect_invalid(client.record_revocation(untimed).await, "revoke_time");
+    assert_eq!(srv.outbox_len().await, events);
+
+    // A new version makes the certificate active again.
+    let renewed = pki.leaf("web.example.com", T0, 90 * DAY);
+    srv.add_version("certificates/web", &pki.chain(&renewed)).await.unwrap();
+    assert_eq!(state_of(&srv, "certificates/web").await, Active);
+    let s = summary(&srv).await;
+    assert_eq!((s.total, s.active, s.revoked), (1, 1, 0));
+    assert_eq!(version(v2).await.revoke_time, ts(T0 + 60), "the revoked version stays revoked");
 }

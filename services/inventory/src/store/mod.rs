@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use certctl_common::StoreError;
 use certctl_domain::UnixTime;
 use certctl_domain::audit::NewAuditEvent;
-use certctl_domain::inventory::{Certificate, CertificateState, CertificateVersion, ParsedCertificate};
+use certctl_domain::inventory::{Certificate, CertificateState, CertificateVersion, ParsedCertificate, Revocation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use certctl_outbox::{Outbox, OutboxEntry};
 pub use sql::{PostgresStore, SqliteStore};
 
 /// How certificate listings are ordered.
@@ -58,6 +59,15 @@ pub struct Summary {
     pub expiring_within_30_days: i64,
 }
 
+/// What `Store::record_revocation` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationRecord {
+    /// The revocation and its audit event were committed.
+    Recorded(Certificate),
+    /// The version was already revoked; nothing was written.
+    AlreadyRevoked { existing: Revocation, certificate: Certificate },
+}
+
 /// A resource stored as a JSON document (owners, teams, targets, agents,
 /// renewal policies): small tables whose fields nobody filters on.
 pub trait Document: Serialize + DeserializeOwned + Send + Sync + 'static {
@@ -89,17 +99,10 @@ impl Table {
     }
 }
 
-/// One row of the outbox.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxEntry {
-    pub id: i64,
-    pub event: NewAuditEvent,
-}
-
 /// The inventory's persistence. Every mutating method takes the audit event
 /// describing it and commits both in one transaction (the outbox).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Outbox {
     /// Inserts a certificate. With a `request_id` already used, returns the
     /// certificate that request created instead.
     async fn create_certificate(
@@ -131,6 +134,17 @@ pub trait Store: Send + Sync + 'static {
     where
         Self: Sized;
     async fn get_version(&self, certificate_id: &str, version: i64) -> Result<CertificateVersion, StoreError>;
+    /// Marks a version revoked and, when it is the certificate's current
+    /// version, the certificate too (until its next version). A version
+    /// revoked before keeps its first revocation, and nothing is written.
+    async fn record_revocation(
+        &self,
+        certificate_id: &str,
+        version: i64,
+        revocation: &Revocation,
+        now: UnixTime,
+        event: NewAuditEvent,
+    ) -> Result<RevocationRecord, StoreError>;
     /// Newest first.
     async fn list_versions(
         &self,
@@ -155,10 +169,6 @@ pub trait Store: Send + Sync + 'static {
     async fn list_documents<D: Document>(&self, after_id: Option<&str>, limit: i64) -> Result<Vec<D>, StoreError>
     where
         Self: Sized;
-
-    /// The oldest undelivered audit events.
-    async fn outbox_batch(&self, limit: i64) -> Result<Vec<OutboxEntry>, StoreError>;
-    async fn outbox_ack(&self, ids: &[i64]) -> Result<(), StoreError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

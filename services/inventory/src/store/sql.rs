@@ -10,20 +10,32 @@ use certctl_common::StoreError;
 use certctl_domain::UnixTime;
 use certctl_domain::audit::NewAuditEvent;
 use certctl_domain::inventory::{
-    Certificate, CertificateState, CertificateVersion, CurrentVersion, KeyAlgorithm, ParsedCertificate,
+    Certificate, CertificateState, CertificateVersion, CurrentVersion, KeyAlgorithm, ParsedCertificate, Revocation,
 };
 use sqlx::Row;
 
 use super::{
-    CertificateOrder, CertificateQuery, Document, OutboxEntry, PENDING_EXPIRY_KEY, ReferenceColumn, Store, Summary,
+    CertificateOrder, CertificateQuery, Document, Outbox, OutboxEntry, PENDING_EXPIRY_KEY, ReferenceColumn,
+    RevocationRecord, Store, Summary,
 };
 
 const CERT_COLUMNS: &str = "id, display_name, common_name, sans, owner, team, environment, issuer, profile, \
     renewal_policy, targets, labels, metadata, current_version, serial_number, fingerprint, not_before, \
-    expiry_key, alert_lead_secs, revoked, create_time, update_time";
+    expiry_key, alert_lead_secs, revoked, create_time, update_time, server_keyed, key_algorithm";
 
+/// What `add_version` writes; a version is immutable apart from its revocation.
 const VERSION_COLUMNS: &str = "certificate_id, version, pem_chain, serial_number, fingerprint, subject, issuer_dn, \
     common_name, sans, key_algorithm, key_size, not_before, not_after, create_time";
+const REVOCATION_COLUMNS: &str = "revoke_time, revocation_reason";
+
+/// A certificate's key algorithm column: '' while the profile decides.
+fn key_algorithm_column(k: Option<KeyAlgorithm>) -> &'static str {
+    k.map_or("", KeyAlgorithm::as_str)
+}
+
+fn key_algorithm_from_column(text: &str) -> Option<KeyAlgorithm> {
+    (!text.is_empty()).then(|| KeyAlgorithm::parse(text))
+}
 
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data always serialises")
@@ -223,6 +235,8 @@ macro_rules! sql_store {
                     targets: from_json("targets", &row.try_get::<String, _>("targets")?)?,
                     labels: from_json::<BTreeMap<String, String>>("labels", &row.try_get::<String, _>("labels")?)?,
                     metadata: from_json::<BTreeMap<String, String>>("metadata", &row.try_get::<String, _>("metadata")?)?,
+                    server_keyed: row.try_get("server_keyed")?,
+                    key_algorithm: key_algorithm_from_column(&row.try_get::<String, _>("key_algorithm")?),
                     current,
                     revoked: row.try_get("revoked")?,
                     alert_lead_secs: row.try_get("alert_lead_secs")?,
@@ -249,6 +263,13 @@ macro_rules! sql_store {
                         not_after: row.try_get("not_after")?,
                     },
                     create_time: row.try_get("create_time")?,
+                    revocation: match row.try_get::<Option<i64>, _>("revoke_time")? {
+                        Some(revoke_time) => Some(Revocation {
+                            revoke_time,
+                            reason: row.try_get::<Option<String>, _>("revocation_reason")?.unwrap_or_default(),
+                        }),
+                        None => None,
+                    },
                 })
             }
 
@@ -287,6 +308,8 @@ macro_rules! sql_store {
                     .bind(json(&c.metadata))
                     .bind(search_text(c))
                     .bind(c.alert_lead_secs)
+                    .bind(c.server_keyed)
+                    .bind(key_algorithm_column(c.key_algorithm))
             }
         }
 
@@ -334,9 +357,9 @@ macro_rules! sql_store {
                 }
                 let insert = sqlx::query(
                     "INSERT INTO certificates (id, display_name, common_name, sans, owner, team, environment, issuer, \
-                     profile, renewal_policy, targets, labels, metadata, search_text, alert_lead_secs, expiring_at, \
-                     expiry_key, create_time, update_time) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                     profile, renewal_policy, targets, labels, metadata, search_text, alert_lead_secs, server_keyed, \
+                     key_algorithm, expiring_at, expiry_key, create_time, update_time) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
                 );
                 let expiry_key = certificate.current.as_ref().map_or(PENDING_EXPIRY_KEY, |v| v.not_after);
                 Self::bind_certificate(insert, certificate)
@@ -366,9 +389,9 @@ macro_rules! sql_store {
                 let update = sqlx::query(
                     "UPDATE certificates SET display_name = $2, common_name = $3, sans = $4, owner = $5, team = $6, \
                      environment = $7, issuer = $8, profile = $9, renewal_policy = $10, targets = $11, labels = $12, \
-                     metadata = $13, search_text = $14, alert_lead_secs = $15, \
+                     metadata = $13, search_text = $14, alert_lead_secs = $15, server_keyed = $16, key_algorithm = $17, \
                      expiring_at = CASE WHEN current_version IS NULL THEN NULL ELSE expiry_key - $15 END, \
-                     update_time = $16 WHERE id = $1",
+                     update_time = $18 WHERE id = $1",
                 );
                 let done = Self::bind_certificate(update, certificate)
                     .bind(certificate.update_time)
@@ -531,12 +554,14 @@ macro_rules! sql_store {
                     pem_chain: pem_chain.to_owned(),
                     parsed: parsed.clone(),
                     create_time: now,
+                    revocation: None,
                 })
             }
 
             async fn get_version(&self, certificate_id: &str, version: i64) -> Result<CertificateVersion, StoreError> {
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {VERSION_COLUMNS} FROM certificate_versions WHERE certificate_id = $1 AND version = $2"
+                    "SELECT {VERSION_COLUMNS}, {REVOCATION_COLUMNS} FROM certificate_versions \
+                     WHERE certificate_id = $1 AND version = $2"
                 )))
                 .bind(certificate_id)
                 .bind(version)
@@ -548,6 +573,78 @@ macro_rules! sql_store {
                 Self::version_from_row(&row)
             }
 
+            async fn record_revocation(
+                &self,
+                certificate_id: &str,
+                version: i64,
+                revocation: &Revocation,
+                now: UnixTime,
+                event: NewAuditEvent,
+            ) -> Result<RevocationRecord, StoreError> {
+                let not_found = || StoreError::NotFound {
+                    resource: certctl_domain::name::version_name(certificate_id, version),
+                };
+                let mut tx = self.begin().await?;
+                // Lock the certificate row first, as add_version does, so a
+                // concurrent new version is either before or after this.
+                let current: Option<Option<i64>> = sqlx::query_scalar(
+                    "UPDATE certificates SET update_time = update_time WHERE id = $1 RETURNING current_version",
+                )
+                .bind(certificate_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(current) = current else {
+                    return Err(not_found());
+                };
+                let marked = sqlx::query(
+                    "UPDATE certificate_versions SET revoke_time = $3, revocation_reason = $4 \
+                     WHERE certificate_id = $1 AND version = $2 AND revoke_time IS NULL",
+                )
+                .bind(certificate_id)
+                .bind(version)
+                .bind(revocation.revoke_time)
+                .bind(&revocation.reason)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !marked {
+                    let earlier = sqlx::query(
+                        "SELECT revoke_time, revocation_reason FROM certificate_versions \
+                         WHERE certificate_id = $1 AND version = $2",
+                    )
+                    .bind(certificate_id)
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(not_found)?;
+                    let existing = Revocation {
+                        revoke_time: earlier.try_get::<Option<i64>, _>("revoke_time")?.unwrap_or_default(),
+                        reason: earlier.try_get::<Option<String>, _>("revocation_reason")?.unwrap_or_default(),
+                    };
+                    tx.rollback().await?;
+                    return Ok(RevocationRecord::AlreadyRevoked {
+                        existing,
+                        certificate: self.get_certificate(certificate_id).await?,
+                    });
+                }
+                if current == Some(version) {
+                    sqlx::query("UPDATE certificates SET revoked = TRUE, update_time = $2 WHERE id = $1")
+                        .bind(certificate_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Self::outbox(&mut tx, &event).await?;
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {CERT_COLUMNS} FROM certificates WHERE id = $1")))
+                    .bind(certificate_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let certificate = Self::certificate_from_row(&row)?;
+                tx.commit().await?;
+                Ok(RevocationRecord::Recorded(certificate))
+            }
+
             async fn list_versions(
                 &self,
                 certificate_id: &str,
@@ -555,7 +652,8 @@ macro_rules! sql_store {
                 limit: i64,
             ) -> Result<Vec<CertificateVersion>, StoreError> {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {VERSION_COLUMNS} FROM certificate_versions WHERE certificate_id = $1 AND version < $2 \
+                    "SELECT {VERSION_COLUMNS}, {REVOCATION_COLUMNS} FROM certificate_versions \
+                     WHERE certificate_id = $1 AND version < $2 \
                      ORDER BY version DESC LIMIT $3"
                 )))
                 .bind(certificate_id)
@@ -638,6 +736,10 @@ macro_rules! sql_store {
                 bodies.iter().map(|b| from_json(table, b)).collect()
             }
 
+        }
+
+        #[async_trait]
+        impl Outbox for $store {
             async fn outbox_batch(&self, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
                 let rows = sqlx::query("SELECT id, event FROM outbox ORDER BY id LIMIT $1")
                     .bind(limit)

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use certctl_common::db::{Database, DatabaseConfig};
 use certctl_inventory::Inventory;
 use certctl_inventory::grpc::InventoryGrpc;
-use certctl_inventory::store::{SqliteStore, Store};
+use certctl_inventory::store::{Outbox, SqliteStore};
 use certctl_pki::generate::{CertificateAuthority, IssuedLeaf, KeyKind};
 use certctl_proto::inventory::{self as pb, inventory_service_client::InventoryServiceClient};
 use tempfile::TempDir;

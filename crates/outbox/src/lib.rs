@@ -1,26 +1,47 @@
-//! The outbox relay: forwards committed audit events to the audit service.
+//! The transactional outbox and its relay.
 //!
-//! Events leave the outbox only after the audit service acknowledged them, and
-//! the audit service appends idempotently on (source, source_id), so an event
-//! reaches the chain exactly once even if the relay or the audit service dies
-//! halfway, or two inventory replicas relay the same rows.
+//! A service that changes state writes the audit event describing the change
+//! into its own `outbox` table in the same transaction, so a change and its
+//! event commit together or not at all. The relay forwards committed events to
+//! the audit service. Events leave the outbox only after the audit service
+//! acknowledged them, and the audit service appends idempotently on
+//! (source, source_id), so an event reaches the chain exactly once even if the
+//! relay or the audit service dies halfway, or two replicas relay the same rows.
+//!
+//! Architecture invariant: the relay is the only path from a service to the
+//! audit trail; no service calls `AppendAuditEvents` itself.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use certctl_common::error::StoreError;
 use certctl_common::shutdown::Shutdown;
+use certctl_domain::audit::NewAuditEvent;
 use certctl_proto::audit::audit_ingest_service_client::AuditIngestServiceClient;
 use certctl_proto::audit::{AppendAuditEventsRequest, AuditEvent};
 use tokio::sync::Notify;
 use tonic::transport::Channel;
 
-use crate::store::{OutboxEntry, Store};
+/// One row of an outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub event: NewAuditEvent,
+}
+
+/// A service store's outbox, oldest events first.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
+    async fn outbox_batch(&self, limit: i64) -> Result<Vec<OutboxEntry>, StoreError>;
+    async fn outbox_ack(&self, ids: &[i64]) -> Result<(), StoreError>;
+}
 
 const BATCH: i64 = 500;
 const POLL: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-pub async fn run<S: Store>(store: Arc<S>, audit: Channel, wake: Arc<Notify>, shutdown: Shutdown) {
+pub async fn run<S: Outbox + ?Sized>(store: Arc<S>, audit: Channel, wake: Arc<Notify>, shutdown: Shutdown) {
     let mut client = AuditIngestServiceClient::new(audit);
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -53,7 +74,7 @@ pub async fn run<S: Store>(store: Arc<S>, audit: Channel, wake: Arc<Notify>, shu
 }
 
 /// Sends one batch; returns how many events were relayed.
-pub async fn relay_once<S: Store>(store: &S, client: &mut AuditIngestServiceClient<Channel>) -> Result<usize, String> {
+pub async fn relay_once<S: Outbox + ?Sized>(store: &S, client: &mut AuditIngestServiceClient<Channel>) -> Result<usize, String> {
     let batch = store.outbox_batch(BATCH).await.map_err(|e| e.to_string())?;
     if batch.is_empty() {
         return Ok(0);
