@@ -80,6 +80,48 @@ pub struct CertificateVersion {
     pub pem_chain: String,
     pub parsed: ParsedCertificate,
     pub create_time: UnixTime,
+    /// Set once the CA has revoked this version.
+    pub revocation: Option<Revocation>,
+}
+
+/// The CRLReason names of RFC 5280 (section 5.3.1) that revoke a certificate.
+/// `removeFromCRL` is left out: it takes an entry off a CRL, it revokes nothing.
+pub const REVOCATION_REASONS: &[&str] = &[
+    "unspecified",
+    "keyCompromise",
+    "cACompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "certificateHold",
+    "privilegeWithdrawn",
+    "aACompromise",
+];
+
+/// That, when and why a CA revoked a certificate version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub revoke_time: UnixTime,
+    /// One of `REVOCATION_REASONS`.
+    pub reason: String,
+}
+
+impl Revocation {
+    /// A revocation as a caller reports it; an empty reason is `unspecified`,
+    /// as an absent reason code is in a CRL.
+    pub fn new(revoke_time: Option<UnixTime>, reason: &str) -> Result<Self, DomainError> {
+        let mut v = Violations::new();
+        v.check(revoke_time.is_some(), "revoke_time", "required");
+        let reason = if reason.is_empty() { "unspecified" } else { reason };
+        if !REVOCATION_REASONS.contains(&reason) {
+            v.add(
+                "reason",
+                format!("`{reason}` is not an RFC 5280 reason; use one of {}", REVOCATION_REASONS.join(", ")),
+            );
+        }
+        v.into_result()?;
+        Ok(Self { revoke_time: revoke_time.expect("checked above"), reason: reason.to_owned() })
+    }
 }
 
 impl CertificateVersion {
@@ -113,6 +155,11 @@ pub struct Certificate {
     pub targets: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub metadata: BTreeMap<String, String>,
+    /// The platform generates and keeps this certificate's private key
+    /// instead of the agent or the caller.
+    pub server_keyed: bool,
+    /// Key type for new keys; `None` leaves it to the profile.
+    pub key_algorithm: Option<KeyAlgorithm>,
     pub current: Option<CurrentVersion>,
     pub revoked: bool,
     /// How long before not_after the certificate counts as expiring: its
@@ -175,6 +222,11 @@ impl Certificate {
         );
         v.merge(validate_map("certificate.labels", &self.labels));
         v.merge(validate_map("certificate.metadata", &self.metadata));
+        v.check(
+            self.key_algorithm != Some(KeyAlgorithm::Other),
+            "certificate.key_algorithm",
+            "OTHER describes keys found on imported certificates; choose a key type certctl can generate",
+        );
         v.into_result()
     }
 
@@ -194,6 +246,8 @@ impl Certificate {
             "targets",
             "labels",
             "metadata",
+            "server_keyed",
+            "key_algorithm",
         ];
         let paths = effective_mask(mask, FIELDS, |f| match f {
             "display_name" => !patch.display_name.is_empty(),
@@ -208,6 +262,8 @@ impl Certificate {
             "targets" => !patch.targets.is_empty(),
             "labels" => !patch.labels.is_empty(),
             "metadata" => !patch.metadata.is_empty(),
+            "server_keyed" => patch.server_keyed,
+            "key_algorithm" => patch.key_algorithm.is_some(),
             _ => false,
         })?;
         for path in paths {
@@ -224,6 +280,8 @@ impl Certificate {
                 "targets" => self.targets = patch.targets.clone(),
                 "labels" => self.labels = patch.labels.clone(),
                 "metadata" => self.metadata = patch.metadata.clone(),
+                "server_keyed" => self.server_keyed = patch.server_keyed,
+                "key_algorithm" => self.key_algorithm = patch.key_algorithm,
                 _ => unreachable!("effective_mask only returns known fields"),
             }
         }
@@ -713,6 +771,53 @@ mod tests {
         assert!(matches!(err, DomainError::InvalidArgument(ref v) if v[0].field == "update_mask"));
         c.apply_update(patch, &[]).unwrap();
         assert_eq!(c.display_name, "X");
+    }
+
+    #[test]
+    fn key_custody_masks() {
+        let mut c = cert_with(None);
+        let patch = Certificate {
+            server_keyed: true,
+            key_algorithm: Some(KeyAlgorithm::Rsa3072),
+            display_name: "X".into(),
+            ..Default::default()
+        };
+        // An empty mask takes what the patch sets.
+        c.apply_update(patch, &[]).unwrap();
+        assert_eq!(
+            (c.server_keyed, c.key_algorithm, c.display_name.as_str()),
+            (true, Some(KeyAlgorithm::Rsa3072), "X")
+        );
+        // Named paths reset to the patch's (default) values; others stay.
+        c.apply_update(Certificate::default(), &["server_keyed".into()]).unwrap();
+        assert_eq!((c.server_keyed, c.key_algorithm), (false, Some(KeyAlgorithm::Rsa3072)));
+        c.apply_update(Certificate::default(), &["key_algorithm".into()]).unwrap();
+        assert_eq!(c.key_algorithm, None);
+
+        let other = Certificate { key_algorithm: Some(KeyAlgorithm::Other), ..Default::default() };
+        let err = c.apply_update(other, &["key_algorithm".into()]).unwrap_err();
+        assert!(matches!(err, DomainError::InvalidArgument(ref v) if v[0].field == "certificate.key_algorithm"));
+    }
+
+    #[test]
+    fn revocations() {
+        let check = |time: Option<i64>, reason: &str, expected: Result<&str, &[&str]>| {
+            let got = Revocation::new(time, reason);
+            match (got, expected) {
+                (Ok(r), Ok(name)) => assert_eq!((r.revoke_time, r.reason.as_str()), (time.unwrap(), name)),
+                (Err(DomainError::InvalidArgument(v)), Err(fields)) => {
+                    assert_eq!(v.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(), fields, "{reason:?}")
+                }
+                (got, _) => panic!("{time:?} {reason:?}: unexpected {got:?}"),
+            }
+        };
+        check(Some(5), "keyCompromise", Ok("keyCompromise"));
+        check(Some(5), "superseded", Ok("superseded"));
+        check(Some(5), "", Ok("unspecified"));
+        check(Some(5), "KeyCompromise", Err(&["reason"]));
+        check(Some(5), "removeFromCRL", Err(&["reason"]));
+        check(None, "keyCompromise", Err(&["revoke_time"]));
+        check(None, "nope", Err(&["revoke_time", "reason"]));
     }
 
     #[test]

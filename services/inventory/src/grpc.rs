@@ -66,13 +66,29 @@ fn key_algorithm_to_pb(k: KeyAlgorithm) -> PbKeyAlgorithm {
     }
 }
 
+/// Unspecified is `None` (the profile decides). OTHER passes through for the
+/// domain to refuse; a number outside the enum is refused here.
+fn key_algorithm_from_pb(field: &str, value: i32) -> Result<Option<KeyAlgorithm>, Status> {
+    Ok(match PbKeyAlgorithm::try_from(value) {
+        Ok(PbKeyAlgorithm::Unspecified) => None,
+        Ok(PbKeyAlgorithm::EcdsaP256) => Some(KeyAlgorithm::EcdsaP256),
+        Ok(PbKeyAlgorithm::EcdsaP384) => Some(KeyAlgorithm::EcdsaP384),
+        Ok(PbKeyAlgorithm::Rsa2048) => Some(KeyAlgorithm::Rsa2048),
+        Ok(PbKeyAlgorithm::Rsa3072) => Some(KeyAlgorithm::Rsa3072),
+        Ok(PbKeyAlgorithm::Rsa4096) => Some(KeyAlgorithm::Rsa4096),
+        Ok(PbKeyAlgorithm::Ed25519) => Some(KeyAlgorithm::Ed25519),
+        Ok(PbKeyAlgorithm::Other) => Some(KeyAlgorithm::Other),
+        Err(_) => return Err(invalid(field, &format!("{value} is not a key algorithm"))),
+    })
+}
+
 /// The id of a resource named in an update (`certificate.name`, ...).
 fn id_of(field: &str, collection: Collection, name: &str) -> Result<String, Status> {
     name::parse(field, collection, name).map(str::to_owned).map_err(certctl_common::status_from_domain)
 }
 
-fn certificate_from_pb(c: pb::Certificate, id: String) -> domain::Certificate {
-    domain::Certificate {
+fn certificate_from_pb(c: pb::Certificate, id: String) -> Result<domain::Certificate, Status> {
+    Ok(domain::Certificate {
         id,
         display_name: c.display_name,
         common_name: c.common_name,
@@ -86,8 +102,10 @@ fn certificate_from_pb(c: pb::Certificate, id: String) -> domain::Certificate {
         targets: c.targets,
         labels: c.labels.into_iter().collect(),
         metadata: c.metadata.into_iter().collect(),
+        server_keyed: c.server_keyed,
+        key_algorithm: key_algorithm_from_pb("certificate.key_algorithm", c.key_algorithm)?,
         ..Default::default()
-    }
+    })
 }
 
 fn certificate_to_pb(c: domain::Certificate, state: CertificateState) -> pb::Certificate {
@@ -114,6 +132,8 @@ fn certificate_to_pb(c: domain::Certificate, state: CertificateState) -> pb::Cer
         update_time: certctl_proto::timestamp(c.update_time),
         serial_number: current.as_ref().map(|v| v.serial_number.clone()).unwrap_or_default(),
         sha256_fingerprint: current.map(|v| v.sha256_fingerprint).unwrap_or_default(),
+        server_keyed: c.server_keyed,
+        key_algorithm: c.key_algorithm.map_or(PbKeyAlgorithm::Unspecified, key_algorithm_to_pb) as i32,
     }
 }
 
@@ -133,6 +153,8 @@ fn version_to_pb(v: domain::CertificateVersion) -> pb::CertificateVersion {
         not_before: certctl_proto::timestamp(p.not_before),
         not_after: certctl_proto::timestamp(p.not_after),
         create_time: certctl_proto::timestamp(v.create_time),
+        revoke_time: v.revocation.as_ref().and_then(|r| certctl_proto::timestamp(r.revoke_time)),
+        revocation_reason: v.revocation.map(|r| r.reason).unwrap_or_default(),
     }
 }
 
@@ -348,7 +370,7 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
     ) -> R<pb::CreateCertificateResponse> {
         let caller = caller(&request);
         let r = request.into_inner();
-        let c = certificate_from_pb(required("certificate", r.certificate)?, r.certificate_id);
+        let c = certificate_from_pb(required("certificate", r.certificate)?, r.certificate_id)?;
         let created = self.inner.create_certificate(&caller, c, &r.request_id).await?;
         let state = self.inner.state_of(&created);
         Ok(Response::new(pb::CreateCertificateResponse { certificate: Some(certificate_to_pb(created, state)) }))
@@ -362,7 +384,7 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         let r = request.into_inner();
         let c = required("certificate", r.certificate)?;
         let id = id_of("certificate.name", Collection::Certificates, &c.name)?;
-        let updated = self.inner.update_certificate(&caller, certificate_from_pb(c, id), &mask(r.update_mask)).await?;
+        let updated = self.inner.update_certificate(&caller, certificate_from_pb(c, id)?, &mask(r.update_mask)).await?;
         let state = self.inner.state_of(&updated);
         Ok(Response::new(pb::UpdateCertificateResponse { certificate: Some(certificate_to_pb(updated, state)) }))
     }
@@ -452,6 +474,17 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         let r = request.into_inner();
         let v = self.inner.create_version(&caller, &r.parent, &r.pem_chain).await?;
         Ok(Response::new(pb::CreateCertificateVersionResponse { certificate_version: Some(version_to_pb(v)) }))
+    }
+
+    async fn record_revocation(
+        &self,
+        request: Request<pb::RecordRevocationRequest>,
+    ) -> R<pb::RecordRevocationResponse> {
+        let caller = caller(&request);
+        let r = request.into_inner();
+        let c = self.inner.record_revocation(&caller, &r.name, &r.reason, ts(r.revoke_time)).await?;
+        let state = self.inner.state_of(&c);
+        Ok(Response::new(pb::RecordRevocationResponse { certificate: Some(certificate_to_pb(c, state)) }))
     }
 
     async fn get_owner(&self, request: Request<pb::GetOwnerRequest>) -> R<pb::GetOwnerResponse> {

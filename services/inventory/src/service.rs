@@ -5,14 +5,17 @@ use std::sync::Arc;
 use certctl_common::StoreError;
 use certctl_domain::audit::NewAuditEvent;
 use certctl_domain::inventory::{
-    Agent, Certificate, CertificateState, CertificateVersion, DAY, Owner, RenewalPolicy, Target, Team,
+    Agent, Certificate, CertificateState, CertificateVersion, DAY, KeyAlgorithm, Owner, RenewalPolicy, Revocation,
+    Target, Team,
 };
 use certctl_domain::name::{self, Collection};
 use certctl_domain::page;
 use certctl_domain::{DomainError, UnixTime};
 use tokio::sync::Notify;
 
-use crate::store::{CertificateOrder, CertificateQuery, Cursor, Document, ReferenceColumn, Store, Summary, Table};
+use crate::store::{
+    CertificateOrder, CertificateQuery, Cursor, Document, ReferenceColumn, RevocationRecord, Store, Summary, Table,
+};
 
 /// Who is calling and under which request id; recorded in every audit event.
 #[derive(Debug, Clone, Default)]
@@ -109,6 +112,13 @@ impl<S> Clone for Inventory<S> {
     fn clone(&self) -> Self {
         Self { store: self.store.clone(), outbox_wake: self.outbox_wake.clone(), clock: self.clock.clone() }
     }
+}
+
+fn rfc3339(t: UnixTime) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| format!("{t} (Unix time)"))
 }
 
 fn micros_now() -> i64 {
@@ -215,7 +225,12 @@ impl<S: Store> Inventory<S> {
             caller,
             "CreateCertificate",
             &certificate.name(),
-            serde_json::json!({"common_name": certificate.common_name, "owner": certificate.owner}),
+            serde_json::json!({
+                "common_name": certificate.common_name,
+                "owner": certificate.owner,
+                "server_keyed": certificate.server_keyed,
+                "key_algorithm": certificate.key_algorithm.map(KeyAlgorithm::as_str),
+            }),
         );
         let request_id = (!request_id.is_empty()).then_some(request_id);
         let created = self.store.create_certificate(&certificate, request_id, event).await?;
@@ -239,7 +254,18 @@ impl<S: Store> Inventory<S> {
         self.check_certificate_references(&current).await?;
         current.alert_lead_secs = self.alert_lead_for(&current.renewal_policy).await?;
         current.update_time = self.now();
-        let event = self.event(caller, "UpdateCertificate", &current.name(), serde_json::json!({"update_mask": mask}));
+        // Key custody is recorded as it stands after every update, whatever
+        // the mask: who holds a key matters when reading the trail later.
+        let event = self.event(
+            caller,
+            "UpdateCertificate",
+            &current.name(),
+            serde_json::json!({
+                "update_mask": mask,
+                "server_keyed": current.server_keyed,
+                "key_algorithm": current.key_algorithm.map(KeyAlgorithm::as_str),
+            }),
+        );
         self.store.update_certificate(&current, event).await?;
         self.committed();
         Ok(current)
@@ -392,6 +418,38 @@ impl<S: Store> Inventory<S> {
             .await?;
         self.committed();
         Ok(version)
+    }
+
+    /// Records that the CA revoked the version `name`. The same revocation
+    /// again is a no-op; a different one for a revoked version is refused.
+    pub async fn record_revocation(
+        &self,
+        caller: &Caller,
+        name: &str,
+        reason: &str,
+        revoke_time: Option<UnixTime>,
+    ) -> Result<Certificate> {
+        let (id, version) = name::parse_version("name", name)?;
+        let revocation = Revocation::new(revoke_time, reason)?;
+        let event = self.event(
+            caller,
+            "RecordRevocation",
+            name,
+            serde_json::json!({"reason": revocation.reason, "revoke_time": revocation.revoke_time}),
+        );
+        match self.store.record_revocation(&id, version, &revocation, self.now(), event).await? {
+            RevocationRecord::Recorded(certificate) => {
+                self.committed();
+                Ok(certificate)
+            }
+            RevocationRecord::AlreadyRevoked { existing, certificate } if existing == revocation => Ok(certificate),
+            RevocationRecord::AlreadyRevoked { existing, .. } => Err(DomainError::FailedPrecondition(format!(
+                "{name} was already revoked at {} ({}); a revocation is recorded once",
+                rfc3339(existing.revoke_time),
+                existing.reason
+            ))
+            .into()),
+        }
     }
 
     pub async fn get_version(&self, name: &str) -> Result<CertificateVersion> {

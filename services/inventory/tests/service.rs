@@ -349,7 +349,7 @@ async fn key_custody_is_set_on_create_and_through_the_mask() {
     assert_eq!(created.key_algorithm, KeyAlgorithm::Rsa3072 as i32);
     assert_eq!(srv.get("certificates/web").await.unwrap(), created);
     let listed = srv.list(pb::ListCertificatesRequest::default()).await.unwrap().certificates;
-    assert_eq!(listed, [created.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&created));
     let event = last_event(&srv).await;
     assert_eq!(event.details["server_keyed"], true);
     assert_eq!(event.details["key_algorithm"], "RSA_3072");

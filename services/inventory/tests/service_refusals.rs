@@ -392,3 +392,41 @@ async fn a_search_with_control_characters_is_refused() {
     let fine = pb::ListCertificatesRequest { search: "\"*^".into(), ..Default::default() };
     assert!(c.list_certificates(fine).await.is_ok(), "quotes and FTS operators are plain text");
 }
+
+#[tokio::test]
+async fn key_algorithm_other_is_refused_and_changes_nothing() {
+    let srv = Served::start().await;
+    let mut c = srv.client.clone();
+    let original = srv.create_certificate("web", "web.example.com").await;
+    let before = srv.outbox_len().await;
+    let other = certctl_proto::types::KeyAlgorithm::Other as i32;
+
+    for key_algorithm in [other, 99] {
+        let certificate = pb::Certificate {
+            common_name: "api.example.com".into(),
+            server_keyed: true,
+            key_algorithm,
+            ..Default::default()
+        };
+        let request = pb::CreateCertificateRequest {
+            certificate: Some(certificate),
+            certificate_id: "api".into(),
+            ..Default::default()
+        };
+        expect_invalid(c.create_certificate(request).await, "certificate.key_algorithm");
+
+        let patch = pb::Certificate {
+            name: "certificates/web".into(),
+            server_keyed: true,
+            key_algorithm,
+            ..Default::default()
+        };
+        for paths in [&["key_algorithm"][..], &["server_keyed", "key_algorithm"], &[]] {
+            let request = pb::UpdateCertificateRequest { certificate: Some(patch.clone()), update_mask: mask(paths) };
+            expect_invalid(c.update_certificate(request).await, "certificate.key_algorithm");
+        }
+    }
+    assert_code(srv.get("certificates/api").await, Code::NotFound);
+    assert_eq!(srv.get("certificates/web").await.unwrap(), original);
+    assert_eq!(srv.outbox_len().await, before);
+}

@@ -53,6 +53,8 @@ mod concurrency;
 mod documents;
 #[path = "store_conformance/listing.rs"]
 mod listing;
+#[path = "store_conformance/revocations.rs"]
+mod revocations;
 
 pub async fn on_sqlite<F, Fut>(test: F)
 where

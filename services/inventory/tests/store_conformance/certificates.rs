@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use certctl_domain::inventory::{CertificateState, CertificateVersion, CurrentVersion};
+use certctl_domain::inventory::{CertificateState, CertificateVersion, CurrentVersion, KeyAlgorithm};
 use certctl_domain::name::version_name;
 use certctl_inventory::store::{CertificateQuery, ReferenceColumn, Store};
 
@@ -15,7 +15,13 @@ fn with_state(state: CertificateState) -> CertificateQuery {
     CertificateQuery { state: Some(state), ..query() }
 }
 
-async fn add_version<S: Store>(store: &S, id: &str, serial: &str, not_after: i64, now: i64) -> CertificateVersion {
+pub(crate) async fn add_version<S: Store>(
+    store: &S,
+    id: &str,
+    serial: &str,
+    not_after: i64,
+    now: i64,
+) -> CertificateVersion {
     let parsed = parsed(serial, not_after - 90 * DAY, not_after);
     store
         .add_version(id, &pem(serial), &parsed, now, |v| event("CreateCertificateVersion", &version_name(id, v)))
@@ -34,6 +40,8 @@ async fn create_get_update_delete<S: Store>(store: Arc<S>) {
     c.targets = vec!["targets/nginx-1".into(), "targets/haproxy-2".into()];
     c.labels = [("tier".to_owned(), "front".to_owned())].into();
     c.metadata = [("imported_from".to_owned(), "/etc/ssl/web.pem".to_owned())].into();
+    c.server_keyed = true;
+    c.key_algorithm = Some(KeyAlgorithm::Rsa3072);
 
     let created = store.create_certificate(&c, None, event("CreateCertificate", "certificates/web")).await.unwrap();
     assert_eq!(created, c);
@@ -46,12 +54,24 @@ async fn create_get_update_delete<S: Store>(store: Arc<S>) {
     changed.targets = Vec::new();
     changed.labels = [("tier".to_owned(), "back".to_owned()), ("zone".to_owned(), "b".to_owned())].into();
     changed.metadata.clear();
+    changed.server_keyed = false;
+    changed.key_algorithm = Some(KeyAlgorithm::Ed25519);
     changed.alert_lead_secs = 7 * DAY;
     changed.update_time = NOW + 60;
     // create_time is not the caller's to change.
     let attempt = certctl_domain::inventory::Certificate { create_time: 1, ..changed.clone() };
     store.update_certificate(&attempt, event("UpdateCertificate", "certificates/web")).await.unwrap();
     assert_eq!(store.get_certificate("web").await.unwrap(), changed);
+    assert_eq!(
+        store.list_certificates(&query()).await.unwrap(),
+        std::slice::from_ref(&changed),
+        "listings carry every field"
+    );
+    // Back to the profile's key type.
+    let unspecified = certctl_domain::inventory::Certificate { key_algorithm: None, ..changed.clone() };
+    store.update_certificate(&unspecified, event("UpdateCertificate", "certificates/web")).await.unwrap();
+    assert_eq!(store.get_certificate("web").await.unwrap(), unspecified);
+    store.update_certificate(&changed, event("UpdateCertificate", "certificates/web")).await.unwrap();
     // The search text follows the SANs.
     let search = |s: &str| CertificateQuery { search: Some(s.into()), ..query() };
     assert_eq!(listed_ids(store.as_ref(), &search("example.org")).await, ["web"]);
@@ -65,6 +85,8 @@ async fn create_get_update_delete<S: Store>(store: Arc<S>) {
         outbox_actions(store.as_ref()).await,
         [
             action("CreateCertificate", "certificates/web"),
+            action("UpdateCertificate", "certificates/web"),
+            action("UpdateCertificate", "certificates/web"),
             action("UpdateCertificate", "certificates/web"),
             action("DeleteCertificate", "certificates/web"),
         ]
@@ -146,6 +168,7 @@ async fn versions_are_numbered_and_become_current<S: Store>(store: Arc<S>) {
         assert_eq!(v.pem_chain, pem(serial));
         assert_eq!(v.parsed, parsed(serial, not_after - 90 * DAY, not_after));
         assert_eq!(v.create_time, NOW + n);
+        assert_eq!(v.revocation, None);
         let c = store.get_certificate("web").await.unwrap();
         let expected = CurrentVersion {
             version: n,
