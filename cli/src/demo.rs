@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use certctl_pki::generate::{CertificateAuthority, KeyKind};
+use certctl_pki::KeyType;
+use certctl_pki::generate::CertificateAuthority;
 use certctl_proto::inventory::inventory_service_client::InventoryServiceClient;
 use certctl_proto::inventory::{self as pb, target::Config};
 use tonic::transport::Channel;
@@ -141,7 +142,7 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
         tracing::info!("the inventory already holds certificates; demo data not seeded again");
         return Ok(());
     }
-    let ca = CertificateAuthority::new("certctl Demo Issuing CA", KeyKind::EcdsaP256)?;
+    let ca = CertificateAuthority::new("certctl Demo Issuing CA", KeyType::EcdsaP256)?;
     people(&mut client).await?;
     hosts(&mut client).await?;
     let now = certctl_domain::now();
@@ -154,7 +155,7 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
             let leaf = ca.issue_leaf(
                 name,
                 &[(*name).to_owned()],
-                KeyKind::EcdsaP256,
+                KeyType::EcdsaP256,
                 now + days_left * DAY - 365 * DAY,
                 365 * DAY,
             )?;
@@ -320,7 +321,7 @@ async fn declare(
     let versions =
         if lifetime < 365 * DAY && days_left > 30 { vec![not_after - lifetime, not_after] } else { vec![not_after] };
     for expiry in versions {
-        let leaf = ca.issue_leaf(estate.common_name, &sans, KeyKind::EcdsaP256, expiry - lifetime, lifetime)?;
+        let leaf = ca.issue_leaf(estate.common_name, &sans, KeyType::EcdsaP256, expiry - lifetime, lifetime)?;
         client
             .create_certificate_version(pb::CreateCertificateVersionRequest {
                 parent: format!("certificates/{}", estate.id),

@@ -5,7 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use certctl_pki::generate::{CertificateAuthority, KeyKind};
+use certctl_pki::KeyType;
+use certctl_pki::generate::CertificateAuthority;
 use certctl_proto::audit::audit_service_client::AuditServiceClient;
 use certctl_proto::audit::{ListAuditEventsRequest, VerifyChainRequest};
 use certctl_proto::inventory::inventory_service_client::InventoryServiceClient;
@@ -15,9 +16,9 @@ use serde_json::{Value, json};
 use support::{Platform, Storage, violated_field};
 
 fn pem_chain(cn: &str, days_left: i64) -> String {
-    let ca = CertificateAuthority::new("Platform Test CA", KeyKind::EcdsaP256).unwrap();
+    let ca = CertificateAuthority::new("Platform Test CA", KeyType::EcdsaP256).unwrap();
     let now = certctl_domain::now();
-    let leaf = ca.issue_leaf(cn, &[cn.to_owned()], KeyKind::EcdsaP256, now - 86_400, 86_400 * (days_left + 1)).unwrap();
+    let leaf = ca.issue_leaf(cn, &[cn.to_owned()], KeyType::EcdsaP256, now - 86_400, 86_400 * (days_left + 1)).unwrap();
     format!("{}{}", leaf.certificate_pem, ca.certificate_pem)
 }
 

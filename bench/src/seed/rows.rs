@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 
 use certctl_domain::UnixTime;
 use certctl_domain::inventory::{DAY, Owner, RenewalPolicy, Team};
-use certctl_pki::generate::{CertificateAuthority, KeyKind};
+use certctl_pki::KeyType;
+use certctl_pki::generate::CertificateAuthority;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 
@@ -327,11 +328,11 @@ pub(super) fn versions_sql(rows: &[Row], pem_chain: &str) -> Vec<String> {
 /// One real chain (leaf and CA), generated once and stored in every version:
 /// what is measured is the database, not the variety of PEM text.
 pub(super) fn sample_pem_chain(now: UnixTime) -> anyhow::Result<String> {
-    let ca = CertificateAuthority::new("certctl bench CA", KeyKind::EcdsaP256)?;
+    let ca = CertificateAuthority::new("certctl bench CA", KeyType::EcdsaP256)?;
     let leaf = ca.issue_leaf(
         "svc-0.payments.example.com",
         &["svc-0.payments.example.com".to_owned(), "api-0.payments.example.com".to_owned()],
-        KeyKind::EcdsaP256,
+        KeyType::EcdsaP256,
         now - DAY,
         90 * DAY,
     )?;

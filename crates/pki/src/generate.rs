@@ -6,33 +6,16 @@ use rcgen::{
 };
 use time::OffsetDateTime;
 
+use crate::keys::{KeyError, KeyType};
+
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    #[error("key generation failed: {0}")]
-    Key(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
     #[error("certificate generation failed: {0}")]
     Certificate(String),
     #[error("`{0}` is not a valid subject alternative name")]
     BadName(String),
-}
-
-/// Key kinds rcgen can generate with the ring backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
-    EcdsaP256,
-    EcdsaP384,
-    Ed25519,
-}
-
-impl KeyKind {
-    fn generate(self) -> Result<KeyPair, GenerateError> {
-        let alg = match self {
-            Self::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-            Self::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-            Self::Ed25519 => &rcgen::PKCS_ED25519,
-        };
-        KeyPair::generate_for(alg).map_err(|e| GenerateError::Key(e.to_string()))
-    }
 }
 
 /// A freshly issued leaf. The key is for fixtures and the demo only.
@@ -53,7 +36,7 @@ fn at(unix: i64) -> Result<OffsetDateTime, GenerateError> {
 }
 
 impl CertificateAuthority {
-    pub fn new(common_name: &str, kind: KeyKind) -> Result<Self, GenerateError> {
+    pub fn new(common_name: &str, kind: KeyType) -> Result<Self, GenerateError> {
         let key = kind.generate()?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -75,7 +58,7 @@ impl CertificateAuthority {
         &self,
         common_name: &str,
         sans: &[String],
-        kind: KeyKind,
+        kind: KeyType,
         not_before: i64,
         lifetime_secs: i64,
     ) -> Result<IssuedLeaf, GenerateError> {

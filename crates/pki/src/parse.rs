@@ -4,10 +4,8 @@ use certctl_domain::inventory::{KeyAlgorithm, ParsedCertificate};
 use sha2::{Digest, Sha256};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
-use x509_parser::oid_registry;
 use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer;
-use x509_parser::public_key::PublicKey;
 
 /// Why a PEM input was refused. Messages are written for the operator who
 /// pasted the input.
@@ -144,45 +142,24 @@ fn describe(cert: &X509Certificate<'_>, der: &[u8]) -> ParsedCertificate {
 }
 
 fn key_info(cert: &X509Certificate<'_>) -> (KeyAlgorithm, i32) {
-    let spki = cert.public_key();
-    match spki.parsed() {
-        Ok(PublicKey::RSA(rsa)) => {
-            let bits = rsa.key_size() as i32;
-            let alg = match bits {
-                2048 => KeyAlgorithm::Rsa2048,
-                3072 => KeyAlgorithm::Rsa3072,
-                4096 => KeyAlgorithm::Rsa4096,
-                _ => KeyAlgorithm::Other,
-            };
-            (alg, bits)
-        }
-        Ok(PublicKey::EC(_)) => {
-            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
-            match curve {
-                Some(oid) if oid == oid_registry::OID_EC_P256 => (KeyAlgorithm::EcdsaP256, 256),
-                Some(oid) if oid == oid_registry::OID_NIST_EC_P384 => (KeyAlgorithm::EcdsaP384, 384),
-                Some(oid) if oid == oid_registry::OID_NIST_EC_P521 => (KeyAlgorithm::Other, 521),
-                _ => (KeyAlgorithm::Other, 0),
-            }
-        }
-        _ if spki.algorithm.algorithm == oid_registry::OID_SIG_ED25519 => (KeyAlgorithm::Ed25519, 256),
-        _ => (KeyAlgorithm::Other, 0),
-    }
+    let info = crate::keys::describe_parsed_spki(cert.public_key());
+    (info.algorithm, i32::try_from(info.bits).unwrap_or(0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::{self, KeyKind};
+    use crate::generate;
+    use crate::keys::KeyType;
 
     #[test]
     fn parses_a_leaf_and_its_chain() {
-        let ca = generate::CertificateAuthority::new("Test Root", KeyKind::EcdsaP256).unwrap();
+        let ca = generate::CertificateAuthority::new("Test Root", KeyType::EcdsaP256).unwrap();
         let leaf = ca
             .issue_leaf(
                 "web.example.com",
                 &["web.example.com".into(), "10.1.2.3".into()],
-                KeyKind::EcdsaP384,
+                KeyType::EcdsaP384,
                 0,
                 90 * 86_400,
             )
@@ -202,8 +179,8 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_certificate_chain() {
-        let ca = generate::CertificateAuthority::new("Test Root", KeyKind::EcdsaP256).unwrap();
-        let leaf = ca.issue_leaf("a.example.com", &[], KeyKind::EcdsaP256, 0, 86_400).unwrap();
+        let ca = generate::CertificateAuthority::new("Test Root", KeyType::EcdsaP256).unwrap();
+        let leaf = ca.issue_leaf("a.example.com", &[], KeyType::EcdsaP256, 0, 86_400).unwrap();
 
         assert_eq!(parse_pem_chain("hello").unwrap_err(), ParseError::NoPem);
         assert!(matches!(parse_pem_chain(&leaf.private_key_pem).unwrap_err(), ParseError::PrivateKey { index: 1, .. }));
@@ -220,14 +197,16 @@ mod tests {
 
     #[test]
     fn key_kinds_are_recognised() {
-        let ca = generate::CertificateAuthority::new("Root", KeyKind::EcdsaP256).unwrap();
+        let ca = generate::CertificateAuthority::new("Root", KeyType::EcdsaP256).unwrap();
         for (kind, alg) in [
-            (KeyKind::EcdsaP256, KeyAlgorithm::EcdsaP256),
-            (KeyKind::EcdsaP384, KeyAlgorithm::EcdsaP384),
-            (KeyKind::Ed25519, KeyAlgorithm::Ed25519),
+            (KeyType::EcdsaP256, KeyAlgorithm::EcdsaP256),
+            (KeyType::EcdsaP384, KeyAlgorithm::EcdsaP384),
+            (KeyType::Ed25519, KeyAlgorithm::Ed25519),
+            (KeyType::Rsa2048, KeyAlgorithm::Rsa2048),
         ] {
             let leaf = ca.issue_leaf("k.example.com", &[], kind, 0, 86_400).unwrap();
-            assert_eq!(parse_pem_chain(&leaf.certificate_pem).unwrap().leaf.key_algorithm, alg);
+            let parsed = parse_pem_chain(&leaf.certificate_pem).unwrap().leaf;
+            assert_eq!((parsed.key_algorithm, parsed.key_size), (alg, kind.bits() as i32));
         }
     }
 }

@@ -109,8 +109,7 @@ async fn versions_come_from_real_chains() {
     assert_eq!(created.create_time, ts(T0));
     let pki = Pki::new("Test Root");
     let sans = ["web.example.com".to_owned(), "10.0.0.1".to_owned()];
-    let leaf =
-        pki.ca.issue_leaf("web.example.com", &sans, certctl_pki::generate::KeyKind::EcdsaP256, T0 - DAY, 90 * DAY);
+    let leaf = pki.ca.issue_leaf("web.example.com", &sans, certctl_pki::KeyType::EcdsaP256, T0 - DAY, 90 * DAY);
     let chain = pki.chain(&leaf.unwrap());
     let parsed = certctl_pki::parse_pem_chain(&chain).unwrap();
 

@@ -11,7 +11,8 @@ use certctl_common::db::{Database, DatabaseConfig};
 use certctl_inventory::Inventory;
 use certctl_inventory::grpc::InventoryGrpc;
 use certctl_inventory::store::{Outbox, SqliteStore};
-use certctl_pki::generate::{CertificateAuthority, IssuedLeaf, KeyKind};
+use certctl_pki::KeyType;
+use certctl_pki::generate::{CertificateAuthority, IssuedLeaf};
 use certctl_proto::inventory::{self as pb, inventory_service_client::InventoryServiceClient};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -116,13 +117,13 @@ pub struct Pki {
 
 impl Pki {
     pub fn new(name: &str) -> Self {
-        Self { ca: CertificateAuthority::new(name, KeyKind::EcdsaP256).expect("a CA") }
+        Self { ca: CertificateAuthority::new(name, KeyType::EcdsaP256).expect("a CA") }
     }
 
     /// A leaf for `common_name` (also its only SAN) valid over [not_before, not_before + lifetime].
     pub fn leaf(&self, common_name: &str, not_before: i64, lifetime: i64) -> IssuedLeaf {
         self.ca
-            .issue_leaf(common_name, &[common_name.to_owned()], KeyKind::EcdsaP256, not_before, lifetime)
+            .issue_leaf(common_name, &[common_name.to_owned()], KeyType::EcdsaP256, not_before, lifetime)
             .expect("a leaf")
     }
 
