@@ -7,8 +7,10 @@
 pub mod audit;
 pub mod error;
 pub mod inventory;
+pub mod job;
 pub mod name;
 pub mod page;
+pub mod renewal;
 
 pub use error::{DomainError, FieldViolation};
 

@@ -14,6 +14,7 @@ pub enum Collection {
     Issuers,
     Profiles,
     AuditEvents,
+    Jobs,
 }
 
 impl Collection {
@@ -28,6 +29,7 @@ impl Collection {
             Self::Issuers => "issuers",
             Self::Profiles => "profiles",
             Self::AuditEvents => "auditEvents",
+            Self::Jobs => "jobs",
         }
     }
 
