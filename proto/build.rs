@@ -11,8 +11,12 @@ use std::path::PathBuf;
 
 use prost_types::FileDescriptorSet;
 
-const PROTOS: &[&str] =
-    &["certctl/type/v1/key.proto", "certctl/inventory/v1/inventory.proto", "certctl/audit/v1/audit.proto"];
+const PROTOS: &[&str] = &[
+    "certctl/type/v1/key.proto",
+    "certctl/inventory/v1/inventory.proto",
+    "certctl/audit/v1/audit.proto",
+    "certctl/issuance/v1/issuance.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);

@@ -13,6 +13,8 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "certctl-data";
 pub const DEFAULT_WEB_DIR: &str = "web/dist";
+/// Holds the master key itself (base64), as an alternative to `--master-key-file`.
+pub const MASTER_KEY_ENV: &str = "CERTCTL_MASTER_KEY";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
@@ -40,6 +42,17 @@ pub struct ServerArgs {
     /// The audit service's URL when it runs in another process.
     #[arg(long, env = "CERTCTL_AUDIT_URL")]
     pub audit_url: Option<String>,
+    /// The issuance service's URL when it runs in another process.
+    #[arg(long, env = "CERTCTL_ISSUANCE_URL")]
+    pub issuance_url: Option<String>,
+    /// File holding the master key (32 random bytes, base64) that seals CA and other private keys at rest;
+    /// `CERTCTL_MASTER_KEY` may hold the key itself instead. Make one with `certctl admin new-master-key`.
+    #[arg(long, env = "CERTCTL_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The URL relying parties reach this platform's gateway at; CRL and OCSP URLs in issued certificates
+    /// start with it [default: http://<listen>].
+    #[arg(long, env = "CERTCTL_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// The built web GUI the gateway serves at / [default: web/dist].
     #[arg(long, env = "CERTCTL_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
@@ -63,6 +76,8 @@ struct FileConfig {
     web_dir: Option<PathBuf>,
     cors_allowed_origins: Option<Vec<String>>,
     log_format: Option<String>,
+    master_key_file: Option<PathBuf>,
+    public_url: Option<String>,
     #[serde(default)]
     peers: Peers,
 }
@@ -72,25 +87,28 @@ struct FileConfig {
 struct Peers {
     inventory: Option<String>,
     audit: Option<String>,
+    issuance: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     Inventory,
     Audit,
+    Issuance,
     Gateway,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Inventory, Role::Audit, Role::Gateway];
+    pub const ALL: [Role; 4] = [Role::Inventory, Role::Audit, Role::Issuance, Role::Gateway];
 
     fn parse(name: &str) -> anyhow::Result<Vec<Role>> {
         Ok(match name.trim() {
             "all" => Self::ALL.to_vec(),
             "inventory" => vec![Self::Inventory],
             "audit" => vec![Self::Audit],
+            "issuance" => vec![Self::Issuance],
             "gateway" => vec![Self::Gateway],
-            other => bail!("unknown role `{other}`: expected all, inventory, audit or gateway"),
+            other => bail!("unknown role `{other}`: expected all, inventory, audit, issuance or gateway"),
         })
     }
 }
@@ -103,6 +121,9 @@ pub struct ServerConfig {
     pub demo: bool,
     pub inventory_url: Option<String>,
     pub audit_url: Option<String>,
+    pub issuance_url: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    pub public_url: String,
     pub web_dir: PathBuf,
     pub cors_allowed_origins: Vec<String>,
     pub json_logs: bool,
@@ -111,6 +132,15 @@ pub struct ServerConfig {
 impl ServerConfig {
     pub fn runs(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// Where `--demo` keeps the master key it generates.
+    pub fn demo_key_path(&self) -> PathBuf {
+        let dir = match &self.database {
+            DatabaseConfig::Sqlite { data_dir } => data_dir.clone(),
+            DatabaseConfig::Postgres { .. } => PathBuf::from(DEFAULT_DATA_DIR),
+        };
+        dir.join("demo-master.key")
     }
 
     pub fn load(args: ServerArgs) -> anyhow::Result<Self> {
@@ -135,7 +165,7 @@ impl ServerConfig {
             }
         }
         if roles.is_empty() {
-            bail!("--roles names no role: expected all, or some of inventory, audit, gateway");
+            bail!("--roles names no role: expected all, or some of inventory, audit, issuance, gateway");
         }
         let listen = args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen: SocketAddr =
@@ -158,6 +188,9 @@ impl ServerConfig {
             demo: args.demo || file.demo.unwrap_or(false),
             inventory_url: args.inventory_url.or(file.peers.inventory),
             audit_url: args.audit_url.or(file.peers.audit),
+            issuance_url: args.issuance_url.or(file.peers.issuance),
+            master_key_file: args.master_key_file.or(file.master_key_file),
+            public_url: public_url(args.public_url.or(file.public_url), listen)?,
             web_dir: args.web_dir.or(file.web_dir).unwrap_or_else(|| DEFAULT_WEB_DIR.into()),
             cors_allowed_origins: args.cors_allowed_origins.or(file.cors_allowed_origins).unwrap_or_default(),
             json_logs,
@@ -168,7 +201,7 @@ impl ServerConfig {
 
     /// Every role must reach the services it calls: in this process or at a URL.
     fn check_peers(&self) -> anyhow::Result<()> {
-        let needs_audit = self.runs(Role::Inventory) || self.runs(Role::Gateway);
+        let needs_audit = self.runs(Role::Inventory) || self.runs(Role::Issuance) || self.runs(Role::Gateway);
         if needs_audit && !self.runs(Role::Audit) && self.audit_url.is_none() {
             bail!(
                 "the audit role does not run in this process: give its address with --audit-url (e.g. http://127.0.0.1:7002)"
@@ -179,11 +212,35 @@ impl ServerConfig {
                 "the inventory role does not run in this process: give its address with --inventory-url (e.g. http://127.0.0.1:7001)"
             );
         }
+        let needs_inventory = self.runs(Role::Issuance);
+        if needs_inventory && !self.runs(Role::Inventory) && self.inventory_url.is_none() {
+            bail!(
+                "the issuance role records versions in the inventory, which does not run in this process: \
+                 give its address with --inventory-url (e.g. http://127.0.0.1:7001)"
+            );
+        }
+        if self.runs(Role::Gateway) && !self.runs(Role::Issuance) && self.issuance_url.is_none() {
+            bail!(
+                "the issuance role does not run in this process: give its address with --issuance-url (e.g. http://127.0.0.1:7003)"
+            );
+        }
         if self.demo && !self.runs(Role::Inventory) {
             bail!("--demo seeds the inventory, so it needs the inventory role in this process");
         }
         Ok(())
     }
+}
+
+/// `--public-url`, or the listen address as a URL; no trailing slash.
+fn public_url(given: Option<String>, listen: SocketAddr) -> anyhow::Result<String> {
+    let url = given.unwrap_or_else(|| format!("http://{listen}"));
+    let url = url.trim_end_matches('/').to_owned();
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.parse::<http::Uri>().is_ok_and(|u| u.host().is_some() && u.query().is_none());
+    if !ok {
+        bail!("--public-url `{url}` is not an http(s) URL like https://certs.example.com");
+    }
+    Ok(url)
 }
 
 #[cfg(test)]

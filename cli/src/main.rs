@@ -28,6 +28,17 @@ enum Command {
         #[command(subcommand)]
         command: admin::AuditCommand,
     },
+    /// Platform administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Prints a new random master key (base64) for --master-key-file or CERTCTL_MASTER_KEY.
+    NewMasterKey,
 }
 
 fn main() -> ExitCode {
@@ -44,6 +55,10 @@ fn main() -> ExitCode {
             Command::Server(args) => server::run(config::ServerConfig::load(args)?).await.map(|()| ExitCode::SUCCESS),
             Command::Import(args) => admin::import(args).await,
             Command::Audit { command } => admin::audit(command).await,
+            Command::Admin { command: AdminCommand::NewMasterKey } => {
+                println!("{}", certctl_common::secret::MasterKey::generate().to_base64());
+                Ok(ExitCode::SUCCESS)
+            }
         }
     });
     match result {

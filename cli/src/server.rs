@@ -21,6 +21,7 @@ use crate::config::{Role, ServerConfig};
 const DB_CHECK_EVERY: Duration = Duration::from_secs(5);
 const INVENTORY_SERVICE: &str = "certctl.inventory.v1.InventoryService";
 const AUDIT_SERVICES: [&str; 2] = ["certctl.audit.v1.AuditService", "certctl.audit.v1.AuditIngestService"];
+const ISSUANCE_SERVICE: &str = "certctl.issuance.v1.IssuanceService";
 
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     certctl_common::telemetry::init_logging(config.json_logs, "info");
@@ -33,7 +34,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let public = bind(config.listen).await?;
     let public_addr = public.local_addr()?;
-    let runs_services = config.runs(Role::Inventory) || config.runs(Role::Audit);
+    let runs_services = config.runs(Role::Inventory) || config.runs(Role::Audit) || config.runs(Role::Issuance);
     // With a gateway in this process the services listen on loopback only;
     // without one, they are what --listen exposes.
     let (services_listener, gateway_listener) = match (runs_services, config.runs(Role::Gateway)) {
@@ -50,6 +51,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     };
     let audit = peer(Role::Audit, &config.audit_url)?;
     let inventory = peer(Role::Inventory, &config.inventory_url)?;
+    let issuance = peer(Role::Issuance, &config.issuance_url)?;
     // `ServerConfig` checked that every role's peers are known.
     let required = |channel: &Option<Channel>, name: &str| {
         channel.clone().with_context(|| format!("no address for the {name} service"))
@@ -57,7 +59,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let mut tasks = JoinSet::new();
     if let Some(listener) = services_listener {
-        let routes = services(&config, audit.clone(), stop.clone(), &mut tasks).await?;
+        let peers = Peers { audit: audit.clone(), inventory: inventory.clone() };
+        let routes = services(&config, peers, stop.clone(), &mut tasks).await?;
         let stop = stop.clone();
         tasks.spawn(async move {
             tonic::transport::Server::builder()
@@ -78,6 +81,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         let gateway = certctl_gateway::GatewayConfig {
             inventory: required(&inventory, "inventory")?,
             audit: required(&audit, "audit")?,
+            issuance: required(&issuance, "issuance")?,
             web_dir: Some(config.web_dir.clone()),
             cors_allowed_origins: config.cors_allowed_origins.clone(),
         };
@@ -122,10 +126,16 @@ fn channel(url: &str) -> anyhow::Result<Channel> {
     Ok(endpoint.connect_lazy())
 }
 
+/// Channels to the services the roles here call.
+struct Peers {
+    audit: Option<Channel>,
+    inventory: Option<Channel>,
+}
+
 /// Connects, migrates and mounts every service role of this process.
 async fn services(
     config: &ServerConfig,
-    audit: Option<Channel>,
+    peers: Peers,
     stop: Shutdown,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<tonic::service::Routes> {
@@ -150,7 +160,7 @@ async fn services(
     if config.runs(Role::Inventory) {
         let db = open(config, certctl_inventory::SERVICE).await?;
         certctl_inventory::migrate(&db).await?;
-        let audit = audit.context("the inventory relays its audit events: give --audit-url")?;
+        let audit = peers.audit.clone().context("the inventory relays its audit events: give --audit-url")?;
         match db.clone() {
             Database::Sqlite(pool) => routes.add_service(certctl_inventory::build(
                 Arc::new(certctl_inventory::store::SqliteStore::new(pool)),
@@ -163,9 +173,72 @@ async fn services(
                 stop.clone(),
             )),
         };
-        watch_database(tasks, db, reporter, &[INVENTORY_SERVICE], stop);
+        watch_database(tasks, db, reporter.clone(), &[INVENTORY_SERVICE], stop.clone());
+    }
+    if config.runs(Role::Issuance) {
+        let master_key = master_key(config)?;
+        let db = open(config, certctl_issuance::SERVICE).await?;
+        certctl_issuance::migrate(&db).await?;
+        let inventory =
+            peers.inventory.clone().context("issuance records versions in the inventory: give --inventory-url")?;
+        let audit = peers.audit.clone().context("issuance relays its audit events: give --audit-url")?;
+        let issuance = certctl_issuance::Issuance::new(
+            certctl_issuance::store(db.clone()),
+            certctl_issuance::inventory::Inventory::new(inventory),
+            certctl_issuance::IssuanceConfig {
+                context: certctl_issuance::issuers::IssuerContext { master_key, public_url: config.public_url.clone() },
+                crl_lifetime_secs: 86_400,
+            },
+        );
+        issuance.start().await.context("the issuance service cannot start")?;
+        routes.add_service(certctl_issuance::build(issuance, audit, stop.clone()));
+        watch_database(tasks, db, reporter, &[ISSUANCE_SERVICE], stop);
     }
     Ok(routes.routes())
+}
+
+/// The master key from `--master-key-file` or `CERTCTL_MASTER_KEY`. Only
+/// `--demo` may run without one: it keeps a generated key in the data
+/// directory, which is exactly what a real installation must not do.
+fn master_key(config: &ServerConfig) -> anyhow::Result<certctl_common::secret::MasterKey> {
+    use certctl_common::secret::MasterKey;
+    if let Some(path) = &config.master_key_file {
+        return Ok(MasterKey::from_file(path)?);
+    }
+    if let Ok(text) = std::env::var(crate::config::MASTER_KEY_ENV) {
+        return MasterKey::from_base64(&text)
+            .with_context(|| format!("{} is not usable", crate::config::MASTER_KEY_ENV));
+    }
+    if !config.demo {
+        bail!(
+            "the issuance role needs a master key to seal CA keys at rest, and none is configured. Create one with\n  \
+             certctl admin new-master-key > /etc/certctl/master.key && chmod 600 /etc/certctl/master.key\n\
+             and start with --master-key-file /etc/certctl/master.key (or set {} to the key itself). \
+             Keep a copy somewhere safe: without it the CA keys cannot be opened.",
+            crate::config::MASTER_KEY_ENV
+        );
+    }
+    let path = config.demo_key_path();
+    if let Ok(key) = MasterKey::from_file(&path) {
+        return Ok(key);
+    }
+    let key = MasterKey::generate();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    write_private(&path, &key.to_base64())?;
+    tracing::warn!(path = %path.display(), "DEMO MODE: generated a master key and stored it beside the data; never do this in production");
+    Ok(key)
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(file, "{text}").with_context(|| format!("cannot write {}", path.display()))
 }
 
 async fn open(config: &ServerConfig, service: &str) -> anyhow::Result<Database> {

@@ -18,20 +18,26 @@ use tonic_health::server::HealthReporter;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
-const INVENTORY: &str = "certctl.inventory.v1.InventoryService";
-const AUDIT: &str = "certctl.audit.v1.AuditService";
-
+/// The services the gateway fronts, by short name and grpc.health.v1 name.
 #[derive(Clone)]
-struct Upstreams {
-    inventory: Channel,
-    audit: Channel,
-}
+pub struct Upstreams(Vec<(&'static str, &'static str, Channel)>);
 
 impl Upstreams {
-    /// Each upstream's name and whether it answers SERVING.
-    async fn check(&self) -> [(&'static str, bool); 2] {
-        let (inventory, audit) = tokio::join!(serving(&self.inventory, INVENTORY), serving(&self.audit, AUDIT));
-        [("inventory", inventory), ("audit", audit)]
+    pub fn new(config: &crate::GatewayConfig) -> Self {
+        Self(vec![
+            ("inventory", "certctl.inventory.v1.InventoryService", config.inventory.clone()),
+            ("audit", "certctl.audit.v1.AuditService", config.audit.clone()),
+            ("issuance", "certctl.issuance.v1.IssuanceService", config.issuance.clone()),
+        ])
+    }
+
+    /// Each upstream's short name, health service name and whether it answers SERVING.
+    async fn check(&self) -> Vec<(&'static str, &'static str, bool)> {
+        let checks = self
+            .0
+            .iter()
+            .map(|(short, service, channel)| async move { (*short, *service, serving(channel, service).await) });
+        futures::future::join_all(checks).await
     }
 }
 
@@ -42,33 +48,29 @@ async fn serving(channel: &Channel, service: &str) -> bool {
     matches!(answer, Ok(Ok(r)) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
 }
 
-pub fn routes(inventory: Channel, audit: Channel) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .with_state(Upstreams { inventory, audit })
+pub fn routes(upstreams: Upstreams) -> Router {
+    Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(readyz)).with_state(upstreams)
 }
 
 /// 200 when every upstream answers SERVING, 503 naming the ones that do not.
 async fn readyz(State(upstreams): State<Upstreams>) -> impl IntoResponse {
     let checks = upstreams.check().await;
-    let ready = checks.iter().all(|(_, ok)| *ok);
+    let ready = checks.iter().all(|(_, _, ok)| *ok);
     let services: serde_json::Map<String, serde_json::Value> = checks
         .iter()
-        .map(|(name, ok)| ((*name).to_owned(), serde_json::Value::from(if *ok { "serving" } else { "unavailable" })))
+        .map(|(name, _, ok)| ((*name).to_owned(), serde_json::Value::from(if *ok { "serving" } else { "unavailable" })))
         .collect();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(serde_json::json!({ "ready": ready, "services": services })))
 }
 
 /// Keeps the gateway's own grpc.health.v1 in step with its upstreams.
-pub async fn report_upstreams(reporter: HealthReporter, inventory: Channel, audit: Channel, shutdown: Shutdown) {
-    let upstreams = Upstreams { inventory, audit };
+pub async fn report_upstreams(reporter: HealthReporter, upstreams: Upstreams, shutdown: Shutdown) {
     loop {
         let checks = upstreams.check().await;
-        let all = checks.iter().all(|(_, ok)| *ok);
-        for ((_, ok), service) in checks.iter().zip([INVENTORY, AUDIT]) {
-            reporter.set_service_status(service, status(*ok)).await;
+        let all = checks.iter().all(|(_, _, ok)| *ok);
+        for (_, service, ok) in &checks {
+            reporter.set_service_status(*service, status(*ok)).await;
         }
         reporter.set_service_status("", status(all)).await;
         tokio::select! {

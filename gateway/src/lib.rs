@@ -9,6 +9,7 @@
 
 mod edge;
 mod health;
+mod pki;
 mod rest;
 mod web;
 
@@ -21,6 +22,8 @@ use certctl_proto::audit::audit_service_server::AuditServiceServer;
 use certctl_proto::audit::forward::AuditServiceForwarder;
 use certctl_proto::inventory::forward::InventoryServiceForwarder;
 use certctl_proto::inventory::inventory_service_server::InventoryServiceServer;
+use certctl_proto::issuance::forward::IssuanceServiceForwarder;
+use certctl_proto::issuance::issuance_service_server::IssuanceServiceServer;
 use http::HeaderValue;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
@@ -35,6 +38,7 @@ pub struct GatewayConfig {
     /// Channels to the services the gateway fronts.
     pub inventory: Channel,
     pub audit: Channel,
+    pub issuance: Channel,
     /// The built GUI (`web/dist`); served at `/` when it holds an `index.html`.
     pub web_dir: Option<PathBuf>,
     /// Origins allowed to call the API from a browser on another origin.
@@ -45,6 +49,7 @@ pub struct GatewayConfig {
 pub fn router(config: &GatewayConfig, shutdown: Shutdown) -> Result<Router, GatewayError> {
     let inventory = InventoryServiceForwarder::new(config.inventory.clone());
     let audit = AuditServiceForwarder::new(config.audit.clone());
+    let issuance = IssuanceServiceForwarder::new(config.issuance.clone());
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
@@ -53,10 +58,12 @@ pub fn router(config: &GatewayConfig, shutdown: Shutdown) -> Result<Router, Gate
         // Advertise what this port serves; the internal ingest API is not here.
         .with_service_name("certctl.inventory.v1.InventoryService")
         .with_service_name("certctl.audit.v1.AuditService")
+        .with_service_name("certctl.issuance.v1.IssuanceService")
         .with_service_name("grpc.health.v1.Health")
         .build_v1()
         .map_err(|e| GatewayError::Reflection(e.to_string()))?;
-    tokio::spawn(health::report_upstreams(health_reporter, config.inventory.clone(), config.audit.clone(), shutdown));
+    let upstreams = health::Upstreams::new(config);
+    tokio::spawn(health::report_upstreams(health_reporter, upstreams.clone(), shutdown));
 
     let grpc = tonic::service::Routes::new(
         InventoryServiceServer::new(inventory.clone())
@@ -68,6 +75,11 @@ pub fn router(config: &GatewayConfig, shutdown: Shutdown) -> Result<Router, Gate
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
     )
+    .add_service(
+        IssuanceServiceServer::new(issuance.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
     .add_service(health_service)
     .add_service(reflection)
     .prepare()
@@ -75,8 +87,9 @@ pub fn router(config: &GatewayConfig, shutdown: Shutdown) -> Result<Router, Gate
     .layer(tonic_web::GrpcWebLayer::new());
 
     let app = Router::new()
-        .merge(health::routes(config.inventory.clone(), config.audit.clone()))
-        .merge(rest::routes(inventory, audit, MAX_MESSAGE_BYTES))
+        .merge(health::routes(upstreams))
+        .merge(pki::routes(config.issuance.clone()))
+        .merge(rest::routes(inventory, audit, issuance, MAX_MESSAGE_BYTES))
         .merge(grpc);
     let app = web::mount(app, config.web_dir.as_deref()).layer(axum::middleware::from_fn(edge::identify_caller));
     Ok(match cors(&config.cors_allowed_origins)? {
@@ -138,7 +151,8 @@ mod tests {
         let unused = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
         GatewayConfig {
             inventory: unused.clone(),
-            audit: unused,
+            audit: unused.clone(),
+            issuance: unused,
             web_dir: None,
             cors_allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
         }

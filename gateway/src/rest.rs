@@ -19,6 +19,8 @@ use certctl_proto::audit::__rest_over_grpc_bridge_AuditService::AuditServiceRest
 use certctl_proto::audit::forward::AuditServiceForwarder;
 use certctl_proto::inventory::__rest_over_grpc_bridge_InventoryService::InventoryServiceRestBridge;
 use certctl_proto::inventory::forward::InventoryServiceForwarder;
+use certctl_proto::issuance::__rest_over_grpc_bridge_IssuanceService::IssuanceServiceRestBridge;
+use certctl_proto::issuance::forward::IssuanceServiceForwarder;
 use http::{HeaderValue, StatusCode, header};
 use prost::Message;
 use rest_over_grpc::serving::RestService;
@@ -29,12 +31,18 @@ use tonic_types::RpcStatusExt;
 /// Error bodies are small; anything larger is passed through untouched.
 const MAX_ERROR_BODY: usize = 1 << 20;
 
-pub fn routes(inventory: InventoryServiceForwarder, audit: AuditServiceForwarder, max_body: usize) -> Router {
+pub fn routes(
+    inventory: InventoryServiceForwarder,
+    audit: AuditServiceForwarder,
+    issuance: IssuanceServiceForwarder,
+    max_body: usize,
+) -> Router {
     // Identity is stamped by `edge::identify_caller` on every request before
     // it reaches the bridge, and checked by the owning service.
     let transcoder = certctl_proto::rest::Transcoder::new(
         InventoryServiceRestBridge::externally_authenticated(inventory),
         AuditServiceRestBridge::externally_authenticated(audit),
+        IssuanceServiceRestBridge::externally_authenticated(issuance),
     );
     let rest = RestService::new(transcoder).with_max_body_bytes(max_body);
     Router::new()

@@ -34,6 +34,16 @@ pub mod certctl {
             }
         }
     }
+    pub mod issuance {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/certctl.issuance.v1.rs"));
+            include!(concat!(env!("OUT_DIR"), "/certctl.issuance.v1.serde.rs"));
+            include!(concat!(env!("OUT_DIR"), "/certctl.issuance.v1.rest.rs"));
+            pub mod forward {
+                include!(concat!(env!("OUT_DIR"), "/certctl.issuance.v1.forward.rs"));
+            }
+        }
+    }
 }
 
 pub mod rest {
@@ -44,12 +54,14 @@ pub mod rest {
 
 pub use certctl::audit::v1 as audit;
 pub use certctl::inventory::v1 as inventory;
+pub use certctl::issuance::v1 as issuance;
 pub use certctl::r#type::v1 as types;
 
 /// The OpenAPI 3.1 documents generated from the same descriptors, one per package.
 pub const OPENAPI_DOCUMENTS: &[&str] = &[
     include_str!(concat!(env!("OUT_DIR"), "/certctl.inventory.v1.openapi.json")),
     include_str!(concat!(env!("OUT_DIR"), "/certctl.audit.v1.openapi.json")),
+    include_str!(concat!(env!("OUT_DIR"), "/certctl.issuance.v1.openapi.json")),
 ];
 
 /// Converts JSON to a `google.protobuf.Struct` (non-objects are wrapped as `{"value": ...}`).

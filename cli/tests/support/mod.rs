@@ -61,6 +61,9 @@ async fn fresh_database(admin: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// The master key every test process seals its CA keys with (32 bytes 0..31, base64).
+pub const TEST_MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
 /// One `certctl server` process, killed when dropped.
 pub struct Process {
     pub child: Child,
@@ -82,6 +85,7 @@ impl Process {
             .arg("server")
             .args(args)
             .env("RUST_LOG", "info")
+            .env("CERTCTL_MASTER_KEY", TEST_MASTER_KEY)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -129,12 +133,14 @@ impl Platform {
         platform
     }
 
-    /// Audit, inventory and gateway as three processes.
+    /// Audit, inventory, gateway and issuance as four processes.
     pub async fn distributed(storage: &Storage) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (audit, inventory, gateway) = (free_port(), free_port(), free_port());
+        let (audit, inventory, gateway, issuance) = (free_port(), free_port(), free_port(), free_port());
         let audit_url = format!("http://127.0.0.1:{audit}");
         let inventory_url = format!("http://127.0.0.1:{inventory}");
+        let issuance_url = format!("http://127.0.0.1:{issuance}");
+        let gateway_url = format!("http://127.0.0.1:{gateway}");
         let role = |name: &str, port: u16, extra: Vec<String>| {
             let mut args = vec!["--roles".to_owned(), name.to_owned(), "--listen".into(), format!("127.0.0.1:{port}")];
             args.extend(storage.args(&dir.path().join(format!("data-{name}"))));
@@ -151,9 +157,31 @@ impl Platform {
                 &role(
                     "gateway",
                     gateway,
-                    vec!["--audit-url".into(), audit_url, "--inventory-url".into(), inventory_url],
+                    vec![
+                        "--audit-url".into(),
+                        audit_url.clone(),
+                        "--inventory-url".into(),
+                        inventory_url.clone(),
+                        "--issuance-url".into(),
+                        issuance_url,
+                    ],
                 ),
                 dir.path().join("gateway.log"),
+            ),
+            Process::spawn(
+                &role(
+                    "issuance",
+                    issuance,
+                    vec![
+                        "--audit-url".into(),
+                        audit_url,
+                        "--inventory-url".into(),
+                        inventory_url,
+                        "--public-url".into(),
+                        gateway_url,
+                    ],
+                ),
+                dir.path().join("issuance.log"),
             ),
         ];
         let platform = Self::new(format!("http://127.0.0.1:{gateway}"), processes, dir);

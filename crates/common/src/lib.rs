@@ -4,6 +4,7 @@
 //! Architecture invariant: no business rules and no proto types beyond
 //! `tonic::Status`; nothing here knows which service it serves.
 
+pub mod caller;
 pub mod db;
 pub mod error;
 pub mod secret;

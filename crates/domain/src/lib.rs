@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod error;
 pub mod inventory;
+pub mod issuance;
 pub mod job;
 pub mod name;
 pub mod page;
@@ -19,4 +20,12 @@ pub type UnixTime = i64;
 
 pub fn now() -> UnixTime {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// `2026-12-04T10:00:00Z`, for messages people read.
+pub fn rfc3339(unix: UnixTime) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| format!("@{unix}"))
 }

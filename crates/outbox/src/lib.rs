@@ -74,7 +74,10 @@ pub async fn run<S: Outbox + ?Sized>(store: Arc<S>, audit: Channel, wake: Arc<No
 }
 
 /// Sends one batch; returns how many events were relayed.
-pub async fn relay_once<S: Outbox + ?Sized>(store: &S, client: &mut AuditIngestServiceClient<Channel>) -> Result<usize, String> {
+pub async fn relay_once<S: Outbox + ?Sized>(
+    store: &S,
+    client: &mut AuditIngestServiceClient<Channel>,
+) -> Result<usize, String> {
     let batch = store.outbox_batch(BATCH).await.map_err(|e| e.to_string())?;
     if batch.is_empty() {
         return Ok(0);
