@@ -14,11 +14,23 @@ const OwnersView = lazy(() => import("./views/resources").then((m) => ({ default
 const TeamsView = lazy(() => import("./views/resources").then((m) => ({ default: m.TeamsView })));
 const TargetsView = lazy(() => import("./views/resources").then((m) => ({ default: m.TargetsView })));
 const AgentsView = lazy(() => import("./views/resources").then((m) => ({ default: m.AgentsView })));
+const IssuersView = lazy(() => import("./views/Issuers").then((m) => ({ default: m.IssuersView })));
+const IssuedCertificatesView = lazy(() => import("./views/Issuers").then((m) => ({ default: m.IssuedCertificatesView })));
+const ProfilesView = lazy(() => import("./views/Profiles").then((m) => ({ default: m.ProfilesView })));
+const ProfileDetail = lazy(() => import("./views/Profiles").then((m) => ({ default: m.ProfileDetail })));
+const ProfileFormView = lazy(() => import("./views/Profiles").then((m) => ({ default: m.ProfileFormView })));
+const JobsView = lazy(() => import("./views/Jobs").then((m) => ({ default: m.JobsView })));
+const JobDetail = lazy(() => import("./views/Jobs").then((m) => ({ default: m.JobDetail })));
 const RenewalPoliciesView = lazy(() => import("./views/resources").then((m) => ({ default: m.RenewalPoliciesView })));
 
 const NAV: { to: string; label: string; icon: IconName; end?: boolean }[] = [
   { to: "/", label: "Dashboard", icon: "dashboard", end: true },
   { to: "/certificates", label: "Certificates", icon: "cert" },
+  { to: "/jobs", label: "Jobs", icon: "refresh" },
+];
+const NAV_ISSUANCE: { to: string; label: string; icon: IconName }[] = [
+  { to: "/issuers", label: "Issuers & CAs", icon: "shield" },
+  { to: "/profiles", label: "Profiles", icon: "sliders" },
 ];
 const NAV_INVENTORY: { to: string; label: string; icon: IconName }[] = [
   { to: "/owners", label: "Owners", icon: "user" },
@@ -61,6 +73,12 @@ export function App() {
             <Icon name={n.icon} /> {n.label}
           </NavLink>
         ))}
+        <div className="nav-section">Issuance</div>
+        {NAV_ISSUANCE.map((n) => (
+          <NavLink key={n.to} to={n.to} className="nav-link">
+            <Icon name={n.icon} /> {n.label}
+          </NavLink>
+        ))}
         <div className="nav-section">Inventory</div>
         {NAV_INVENTORY.map((n) => (
           <NavLink key={n.to} to={n.to} className="nav-link">
@@ -86,6 +104,14 @@ export function App() {
           <Route path="/certificates/new" element={<CertificateForm mode="create" />} />
           <Route path="/certificates/:id" element={<CertificateDetail />} />
           <Route path="/certificates/:id/edit" element={<CertificateForm mode="edit" />} />
+          <Route path="/jobs" element={<JobsView />} />
+          <Route path="/jobs/:id" element={<JobDetail />} />
+          <Route path="/issuers" element={<IssuersView />} />
+          <Route path="/issuers/:id/issued" element={<IssuedCertificatesView />} />
+          <Route path="/profiles" element={<ProfilesView />} />
+          <Route path="/profiles/new" element={<ProfileFormView mode="create" />} />
+          <Route path="/profiles/:id" element={<ProfileDetail />} />
+          <Route path="/profiles/:id/edit" element={<ProfileFormView mode="edit" />} />
           <Route path="/owners" element={<OwnersView />} />
           <Route path="/teams" element={<TeamsView />} />
           <Route path="/targets" element={<TargetsView />} />

@@ -38,3 +38,24 @@ describe("API errors", () => {
     expect(toApiError(new ConnectError("", Code.Unavailable)).message).toMatch(/cannot be reached/);
   });
 });
+
+describe("violationsFor", () => {
+  it("returns every indexed violation of a repeated field", async () => {
+    const { violationsFor } = await import("./errors");
+    const e = {
+      code: "invalid argument",
+      message: "bad profile",
+      violations: [
+        { field: "profile.allowed_dns_patterns[1]", description: "a wildcard must be the first label" },
+        { field: "profile.max_lifetime", description: "too long" },
+        { field: "profile.allowed_dns_patterns[3]", description: "not a DNS name" },
+      ],
+    };
+    expect(violationsFor(e, "allowed_dns_patterns")).toEqual([
+      { index: 1, description: "a wildcard must be the first label" },
+      { index: 3, description: "not a DNS name" },
+    ]);
+    expect(violationsFor(e, "max_lifetime")).toEqual([{ index: undefined, description: "too long" }]);
+    expect(violationsFor(undefined, "x")).toEqual([]);
+  });
+});

@@ -90,3 +90,19 @@ export function violationFor(error: ApiError | undefined, key: string): string |
   }
   return undefined;
 }
+
+/**
+ * Every violation for a repeated field, with the element index the server
+ * named (`profile.allowed_dns_patterns[2]` -> index 2), in the server's order.
+ */
+export function violationsFor(error: ApiError | undefined, key: string): { index?: number; description: string }[] {
+  if (!error) return [];
+  const want = snake(key);
+  const out: { index?: number; description: string }[] = [];
+  for (const v of error.violations) {
+    const m = /\[(\d+)\]$/.exec(v.field);
+    const f = snake(v.field).replace(/\[\d+\]/g, "");
+    if (f === want || f.endsWith(`.${want}`)) out.push({ index: m ? Number(m[1]) : undefined, description: v.description || error.message });
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 import { useQuery } from "@tanstack/react-query";
-import { inventory } from "./client";
+import { inventory, issuance } from "./client";
 
 /** Reads every page of a list (for pickers); stops after `maxPages` pages. */
 export async function listAll<T>(
@@ -26,6 +26,13 @@ export const keys = {
   certificates: ["certificates"] as const,
   certificate: (name: string) => ["certificate", name] as const,
   audit: ["auditEvents"] as const,
+  issuers: ["issuers"] as const,
+  authorities: (issuer: string) => ["issuers", issuer, "authorities"] as const,
+  issued: (issuer: string) => ["issuers", issuer, "issued"] as const,
+  profiles: ["profiles"] as const,
+  profile: (name: string) => ["profiles", name] as const,
+  jobs: ["jobs"] as const,
+  job: (name: string) => ["jobs", name] as const,
 };
 
 export function useAllOwners() {
@@ -86,6 +93,50 @@ export function useAllRenewalPolicies() {
       }),
     staleTime: 60_000,
   });
+}
+
+export function useAllIssuers() {
+  return useQuery({
+    queryKey: [...keys.issuers, "all"],
+    queryFn: () =>
+      listAll(async (pageToken) => {
+        const r = await issuance.listIssuers({ pageSize: 1000, pageToken });
+        return { items: r.issuers, next: r.nextPageToken };
+      }),
+    staleTime: 60_000,
+  });
+}
+
+export function useAllProfiles() {
+  return useQuery({
+    queryKey: [...keys.profiles, "all"],
+    queryFn: () =>
+      listAll(async (pageToken) => {
+        const r = await issuance.listProfiles({ pageSize: 1000, pageToken });
+        return { items: r.profiles, next: r.nextPageToken };
+      }),
+    staleTime: 60_000,
+  });
+}
+
+/**
+ * Walks the pages of a list until `match` finds an item; stops after
+ * `maxPages` pages. Returns the item, or undefined with the number of pages read.
+ */
+export async function findInPages<T>(
+  fetchPage: (pageToken: string) => Promise<{ items: T[]; next: string }>,
+  match: (item: T) => boolean,
+  maxPages = 50,
+): Promise<{ item: T | undefined; pages: number; exhausted: boolean }> {
+  let token = "";
+  for (let i = 1; i <= maxPages; i++) {
+    const { items, next } = await fetchPage(token);
+    const hit = items.find(match);
+    if (hit) return { item: hit, pages: i, exhausted: false };
+    if (!next) return { item: undefined, pages: i, exhausted: true };
+    token = next;
+  }
+  return { item: undefined, pages: maxPages, exhausted: false };
 }
 
 /** Display label for a resource name using a loaded list, falling back to the id. */

@@ -102,6 +102,22 @@ const paths: Record<string, ReactElement> = {
   plus: <path d="M8 3v10M3 8h10" />,
   trash: <path d="M3 4.5h10M6.5 4.5V3h3v1.5M4.5 4.5l.7 9h5.6l.7-9" />,
   edit: <path d="M10.5 2.5l3 3-8 8H2.5v-3z" />,
+  refresh: <path d="M13 8a5 5 0 11-1.5-3.55M13 2.5v3h-3" />,
+  list: <path d="M5.5 4h8M5.5 8h8M5.5 12h8M2.5 4h.01M2.5 8h.01M2.5 12h.01" />,
+  key: (
+    <>
+      <circle cx="5" cy="10.5" r="2.8" />
+      <path d="M7 8.5l6-6M11 4.5l1.5 1.5M9.3 6.2l1.2 1.2" />
+    </>
+  ),
+  sliders: (
+    <>
+      <path d="M2.5 4h11M2.5 8h11M2.5 12h11" />
+      <circle cx="5.5" cy="4" r="1.5" fill="var(--bg-raised)" />
+      <circle cx="10.5" cy="8" r="1.5" fill="var(--bg-raised)" />
+      <circle cx="7" cy="12" r="1.5" fill="var(--bg-raised)" />
+    </>
+  ),
   link: <path d="M6.5 9.5l3-3M7 4.5l1-1a2.8 2.8 0 014 4l-1 1M9 11.5l-1 1a2.8 2.8 0 01-4-4l1-1" />,
 };
 

@@ -15,3 +15,13 @@ export function keyAlgorithmLabel(k: KeyAlgorithm, size?: number): string {
   const base = LABELS[k] ?? "—";
   return k === KeyAlgorithm.OTHER && size ? `${base} (${size} bits)` : base;
 }
+
+/** The key types certctl can generate and sign (everything but OTHER), strongest-common first. */
+export const GENERATABLE_KEYS: KeyAlgorithm[] = [
+  KeyAlgorithm.ECDSA_P256,
+  KeyAlgorithm.ECDSA_P384,
+  KeyAlgorithm.RSA_2048,
+  KeyAlgorithm.RSA_3072,
+  KeyAlgorithm.RSA_4096,
+  KeyAlgorithm.ED25519,
+];

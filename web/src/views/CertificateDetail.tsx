@@ -20,13 +20,16 @@ import { downloadText } from "../lib/download";
 import { keyAlgorithmLabel } from "../lib/keys";
 import { AuditTable } from "../components/audit";
 import { useTitle } from "../lib/useTitle";
+import { reasonLabelFromRfc } from "../lib/revocation";
+import { CertificateJobs, RenewButton, RenewDialog, RevokeCurrentDialog } from "../components/certificateActions";
+import type { Job } from "../gen/certctl/scheduler/v1/scheduler_pb";
 
 /** Why the certificate is in its state, in one sentence. */
 export function stateReason(c: Certificate, now: Date): string {
   const na = tsDate(c.notAfter);
   switch (c.state) {
     case CertificateState.PENDING:
-      return "No version has been issued or imported yet. Import a PEM to make it active.";
+      return "No version has been issued or imported yet. Use “Issue now” to have its issuer sign one, or import a PEM.";
     case CertificateState.ACTIVE:
       return na ? `Valid for another ${humanDuration(na.getTime() - now.getTime())}, outside its renewal policy's first alert threshold.` : "Valid.";
     case CertificateState.EXPIRING:
@@ -158,6 +161,7 @@ function VersionsPanel({ cert }: { cert: Certificate }) {
               <th>Not before</th>
               <th>Not after</th>
               <th>Added</th>
+              <th>Revoked</th>
               <th>
                 <span className="sr-only">Actions</span>
               </th>
@@ -181,6 +185,15 @@ function VersionsPanel({ cert }: { cert: Certificate }) {
                 </td>
                 <td>
                   <RelTime at={tsDate(v.createTime)} now={now} />
+                </td>
+                <td data-testid="version-revoked">
+                  {v.revokeTime ? (
+                    <span className="badge revoked" title={formatExact(tsDate(v.revokeTime)!)}>
+                      <Icon name="ban" size={12} /> {reasonLabelFromRfc(v.revocationReason) || "Revoked"} · <RelTime at={tsDate(v.revokeTime)} now={now} />
+                    </span>
+                  ) : (
+                    <span className="faint">—</span>
+                  )}
                 </td>
                 <td>
                   <button
@@ -223,7 +236,7 @@ function CurrentVersion({ cert }: { cert: Certificate }) {
       </div>
       {!cert.currentVersion ? (
         <Empty title="Pending: no version yet">
-          <p>Import the certificate’s PEM to make it active.</p>
+          <p>Use “Issue now”, or import the certificate’s PEM, to make it active.</p>
         </Empty>
       ) : (
         <>
@@ -259,6 +272,17 @@ function CurrentVersion({ cert }: { cert: Certificate }) {
                   {keyAlgorithmLabel(v.keyAlgorithm, v.keySize)}
                   {v.keySize ? <span className="faint"> · {v.keySize} bits</span> : null}
                 </dd>
+                {v.revokeTime && (
+                  <>
+                    <dt>Revoked</dt>
+                    <dd>
+                      <span className="badge revoked">
+                        <Icon name="ban" size={12} /> {reasonLabelFromRfc(v.revocationReason) || "Revoked"}
+                      </span>{" "}
+                      <span className="faint">{formatExact(tsDate(v.revokeTime)!)}</span>
+                    </dd>
+                  </>
+                )}
                 <dt>SANs in certificate</dt>
                 <dd>{v.subjectAltNames.length ? v.subjectAltNames.map((s) => <span className="tag" key={s}>{s}</span>) : "—"}</dd>
               </>
@@ -324,6 +348,9 @@ export function CertificateDetail() {
   const teams = useAllTeams();
   const [importOpen, setImportOpen] = useState(false);
   const [deleteOpen, setDeleteOpen] = useState(false);
+  const [renewOpen, setRenewOpen] = useState(false);
+  const [revokeOpen, setRevokeOpen] = useState(false);
+  const [queued, setQueued] = useState<Job | undefined>(undefined);
   const q = useQuery({ queryKey: keys.certificate(name), queryFn: () => inventory.getCertificate({ name }) });
 
   if (q.isPending) return <Loading what={name} />;
@@ -351,12 +378,18 @@ export function CertificateDetail() {
         <StateBadge state={c.state} />
         <Expiry at={tsDate(c.notAfter)} now={now} />
         <span className="spacer" />
+        <RenewButton cert={c} onClick={() => setRenewOpen(true)} />
         <Link className="btn" to={`/certificates/${id}/edit`}>
           <Icon name="edit" /> Edit
         </Link>
         <button type="button" className="btn" onClick={() => setImportOpen(true)}>
           <Icon name="plus" /> Import version
         </button>
+        {c.currentVersion && c.issuer && c.state !== CertificateState.REVOKED && (
+          <button type="button" className="btn danger" onClick={() => setRevokeOpen(true)} aria-label="Revoke current version" title="Revoke the current version at its issuer">
+            <Icon name="ban" /> Revoke
+          </button>
+        )}
         <button type="button" className="btn danger" onClick={() => setDeleteOpen(true)}>
           <Icon name="trash" /> Delete
         </button>
@@ -383,9 +416,21 @@ export function CertificateDetail() {
             <dt>Environment</dt>
             <dd>{c.environment ? <Link to={`/certificates?environment=${encodeURIComponent(c.environment)}`}>{c.environment}</Link> : <span className="faint">—</span>}</dd>
             <dt>Issuer</dt>
-            <dd className="mono">{c.issuer || <span className="faint">—</span>}</dd>
+            <dd className="mono">{c.issuer ? <Link to={`/issuers/${resourceId(c.issuer)}/issued`}>{c.issuer}</Link> : <span className="faint">—</span>}</dd>
             <dt>Profile</dt>
-            <dd className="mono">{c.profile || <span className="faint">—</span>}</dd>
+            <dd className="mono">{c.profile ? <Link to={`/profiles/${resourceId(c.profile)}`}>{c.profile}</Link> : <span className="faint">—</span>}</dd>
+            <dt>Key custody</dt>
+            <dd data-testid="key-custody">
+              {c.serverKeyed ? (
+                <span title="The platform generates the private key and keeps it, encrypted, until it is exported once">
+                  <Icon name="key" /> Server-keyed
+                </span>
+              ) : (
+                <span className="subtle">Agent or caller (CSR)</span>
+              )}
+            </dd>
+            <dt>Key algorithm</dt>
+            <dd>{c.keyAlgorithm ? keyAlgorithmLabel(c.keyAlgorithm) : <span className="faint">profile default</span>}</dd>
             <dt>Renewal policy</dt>
             <dd>{c.renewalPolicy ? <code>{c.renewalPolicy}</code> : <span className="faint">built-in defaults</span>}</dd>
             <dt>Targets</dt>
@@ -415,11 +460,14 @@ export function CertificateDetail() {
         <CurrentVersion cert={c} />
       </div>
       <div className="stack">
+        <CertificateJobs cert={c} focus={queued} />
         <VersionsPanel cert={c} />
         <AuditHistory name={c.name} />
       </div>
       <ImportVersionDialog open={importOpen} parent={c.name} onClose={() => setImportOpen(false)} />
       <DeleteDialog open={deleteOpen} cert={c} onClose={() => setDeleteOpen(false)} />
+      <RenewDialog open={renewOpen} cert={c} onClose={() => setRenewOpen(false)} onJob={setQueued} />
+      <RevokeCurrentDialog open={revokeOpen} cert={c} onClose={() => setRevokeOpen(false)} />
     </>
   );
 }

@@ -2,7 +2,9 @@ import { useEffect, useMemo, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { inventory } from "../api/client";
-import { keys, useAllOwners, useAllRenewalPolicies, useAllTargets, useAllTeams } from "../api/queries";
+import { keys, useAllIssuers, useAllOwners, useAllProfiles, useAllRenewalPolicies, useAllTargets, useAllTeams } from "../api/queries";
+import { KeyAlgorithm } from "../gen/certctl/type/v1/key_pb";
+import { GENERATABLE_KEYS, keyAlgorithmLabel } from "../lib/keys";
 import { toApiError, violationFor, type ApiError } from "../api/errors";
 import { ErrorAlert, Loading } from "../components/states";
 import { Field } from "../components/Field";
@@ -25,6 +27,8 @@ interface FormValues {
   renewal_policy: string;
   targets: string[];
   labels: Record<string, string>;
+  server_keyed: boolean;
+  key_algorithm: KeyAlgorithm;
 }
 
 const EDITABLE: (keyof FormValues & string)[] = [
@@ -39,6 +43,8 @@ const EDITABLE: (keyof FormValues & string)[] = [
   "renewal_policy",
   "targets",
   "labels",
+  "server_keyed",
+  "key_algorithm",
 ];
 
 function fromCertificate(c: Certificate): FormValues {
@@ -55,6 +61,8 @@ function fromCertificate(c: Certificate): FormValues {
     renewal_policy: c.renewalPolicy,
     targets: [...c.targets],
     labels: { ...c.labels },
+    server_keyed: c.serverKeyed,
+    key_algorithm: c.keyAlgorithm,
   };
 }
 
@@ -71,6 +79,8 @@ const EMPTY: FormValues = {
   renewal_policy: "",
   targets: [],
   labels: {},
+  server_keyed: false,
+  key_algorithm: KeyAlgorithm.UNSPECIFIED,
 };
 
 function CertificateFormBody({ mode, initial }: { mode: "create" | "edit"; initial: FormValues }) {
@@ -78,6 +88,8 @@ function CertificateFormBody({ mode, initial }: { mode: "create" | "edit"; initi
   const teams = useAllTeams();
   const targets = useAllTargets();
   const policies = useAllRenewalPolicies();
+  const issuers = useAllIssuers();
+  const profiles = useAllProfiles();
   const qc = useQueryClient();
   const navigate = useNavigate();
   const toast = useToast();
@@ -112,6 +124,8 @@ function CertificateFormBody({ mode, initial }: { mode: "create" | "edit"; initi
         renewalPolicy: current.renewal_policy,
         targets: current.targets,
         labels: current.labels,
+        serverKeyed: current.server_keyed,
+        keyAlgorithm: current.key_algorithm,
       };
       if (mode === "create") {
         const r = await inventory.createCertificate({ certificate, certificateId: current.certificate_id.trim(), requestId });
@@ -213,10 +227,44 @@ function CertificateFormBody({ mode, initial }: { mode: "create" | "edit"; initi
           )}
         </Field>
         <Field label="Issuer" error={fe("issuer")} hint={<>Resource name, e.g. <code>issuers/letsencrypt</code></>}>
-          {(p) => <input {...p} type="text" className="mono" value={v.issuer} onChange={(e) => set("issuer", e.target.value)} />}
+          {(p) => <input {...p} type="text" className="mono" value={v.issuer} onChange={(e) => set("issuer", e.target.value)} list="issuer-options" autoComplete="off" />}
         </Field>
         <Field label="Profile" error={fe("profile")} hint={<>Resource name, e.g. <code>profiles/web-server</code></>}>
-          {(p) => <input {...p} type="text" className="mono" value={v.profile} onChange={(e) => set("profile", e.target.value)} />}
+          {(p) => <input {...p} type="text" className="mono" value={v.profile} onChange={(e) => set("profile", e.target.value)} list="profile-options" autoComplete="off" />}
+        </Field>
+        <datalist id="issuer-options">
+          {issuers.data?.map((i) => (
+            <option key={i.name} value={i.name}>
+              {i.displayName}
+            </option>
+          ))}
+        </datalist>
+        <datalist id="profile-options">
+          {profiles.data?.map((pr) => (
+            <option key={pr.name} value={pr.name}>
+              {pr.displayName}
+            </option>
+          ))}
+        </datalist>
+        <Field label="Key custody" error={fe("server_keyed")} hint={v.server_keyed ? "certctl generates the key and keeps it encrypted until it is exported once" : "The key stays with the agent or the caller that sends the CSR"}>
+          {(p) => (
+            <label className="toggle" style={{ minHeight: 30 }}>
+              <input {...p} type="checkbox" checked={v.server_keyed} onChange={(e) => set("server_keyed", e.target.checked)} /> Server-keyed (the platform generates the private key)
+            </label>
+          )}
+        </Field>
+        <Field label="Key algorithm" error={fe("key_algorithm")} hint="For new keys, agent- or server-generated">
+          {(p) => (
+            <select {...p} value={v.key_algorithm} onChange={(e) => set("key_algorithm", Number(e.target.value) as KeyAlgorithm)}>
+              <option value={KeyAlgorithm.UNSPECIFIED}>Profile default</option>
+              {GENERATABLE_KEYS.map((k) => (
+                <option key={k} value={k}>
+                  {keyAlgorithmLabel(k)}
+                </option>
+              ))}
+              {v.key_algorithm === KeyAlgorithm.OTHER && <option value={KeyAlgorithm.OTHER}>Other (refused)</option>}
+            </select>
+          )}
         </Field>
         <Field label="Renewal policy" error={fe("renewal_policy")}>
           {(p) => (

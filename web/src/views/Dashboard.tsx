@@ -1,7 +1,10 @@
 import { useQuery } from "@tanstack/react-query";
 import { Link, useNavigate } from "react-router";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { audit, inventory } from "../api/client";
+import { audit, inventory, scheduler } from "../api/client";
+import { toApiError } from "../api/errors";
+import { JobState } from "../gen/certctl/scheduler/v1/scheduler_pb";
+import { countLabel } from "../lib/jobs";
 import { keys, listAll } from "../api/queries";
 import { Empty, ErrorAlert, Loading } from "../components/states";
 import { Expiry, RelTime, tsDate, useNow } from "../components/time";
@@ -40,7 +43,33 @@ function SummaryCards() {
           </span>
         </Link>
       ))}
+      <FailedJobsCard />
     </section>
+  );
+}
+
+const FAILED_PAGE = 50;
+
+/** Failed jobs: the first page of ListJobs(state FAILED); "≥50" when there are more pages. */
+function FailedJobsCard() {
+  const q = useQuery({
+    queryKey: ["jobs", "list", "failed-count"],
+    queryFn: () => scheduler.listJobs({ state: JobState.FAILED, pageSize: FAILED_PAGE }),
+    refetchInterval: 60_000,
+    retry: false,
+  });
+  const n = q.data?.jobs.length ?? 0;
+  const tone = q.isError ? "neutral" : n > 0 ? "crit" : "ok";
+  return (
+    <Link to="/jobs?state=failed" className={`card ${tone}`} title={q.isError ? toApiError(q.error).message : undefined}>
+      <span className="label">
+        <Icon name="x" size={12} /> Failed jobs
+      </span>
+      <span className="value" data-testid="summary-failed-jobs">
+        {q.isPending ? "…" : q.isError ? "—" : countLabel(n, !!q.data.nextPageToken)}
+      </span>
+      {q.isError && <span className="faint" style={{ fontSize: "var(--fs-xs)" }}>unavailable: {toApiError(q.error).code}</span>}
+    </Link>
   );
 }
 
