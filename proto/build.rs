@@ -16,6 +16,7 @@ const PROTOS: &[&str] = &[
     "certctl/inventory/v1/inventory.proto",
     "certctl/audit/v1/audit.proto",
     "certctl/issuance/v1/issuance.proto",
+    "certctl/scheduler/v1/scheduler.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

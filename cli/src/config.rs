@@ -45,6 +45,12 @@ pub struct ServerArgs {
     /// The issuance service's URL when it runs in another process.
     #[arg(long, env = "CERTCTL_ISSUANCE_URL")]
     pub issuance_url: Option<String>,
+    /// The scheduler service's URL when it runs in another process.
+    #[arg(long, env = "CERTCTL_SCHEDULER_URL")]
+    pub scheduler_url: Option<String>,
+    /// Seconds between the scheduler's renewal scans of the inventory [default: 60].
+    #[arg(long, env = "CERTCTL_RENEWAL_SCAN_INTERVAL")]
+    pub renewal_scan_interval: Option<u64>,
     /// File holding the master key (32 random bytes, base64) that seals CA and other private keys at rest;
     /// `CERTCTL_MASTER_KEY` may hold the key itself instead. Make one with `certctl admin new-master-key`.
     #[arg(long, env = "CERTCTL_MASTER_KEY_FILE")]
@@ -78,6 +84,7 @@ struct FileConfig {
     log_format: Option<String>,
     master_key_file: Option<PathBuf>,
     public_url: Option<String>,
+    renewal_scan_interval: Option<u64>,
     #[serde(default)]
     peers: Peers,
 }
@@ -88,6 +95,7 @@ struct Peers {
     inventory: Option<String>,
     audit: Option<String>,
     issuance: Option<String>,
+    scheduler: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,11 +103,12 @@ pub enum Role {
     Inventory,
     Audit,
     Issuance,
+    Scheduler,
     Gateway,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Inventory, Role::Audit, Role::Issuance, Role::Gateway];
+    pub const ALL: [Role; 5] = [Role::Inventory, Role::Audit, Role::Issuance, Role::Scheduler, Role::Gateway];
 
     fn parse(name: &str) -> anyhow::Result<Vec<Role>> {
         Ok(match name.trim() {
@@ -107,8 +116,9 @@ impl Role {
             "inventory" => vec![Self::Inventory],
             "audit" => vec![Self::Audit],
             "issuance" => vec![Self::Issuance],
+            "scheduler" => vec![Self::Scheduler],
             "gateway" => vec![Self::Gateway],
-            other => bail!("unknown role `{other}`: expected all, inventory, audit, issuance or gateway"),
+            other => bail!("unknown role `{other}`: expected all, inventory, audit, issuance, scheduler or gateway"),
         })
     }
 }
@@ -122,6 +132,8 @@ pub struct ServerConfig {
     pub inventory_url: Option<String>,
     pub audit_url: Option<String>,
     pub issuance_url: Option<String>,
+    pub scheduler_url: Option<String>,
+    pub renewal_scan_interval: std::time::Duration,
     pub master_key_file: Option<PathBuf>,
     pub public_url: String,
     pub web_dir: PathBuf,
@@ -165,7 +177,7 @@ impl ServerConfig {
             }
         }
         if roles.is_empty() {
-            bail!("--roles names no role: expected all, or some of inventory, audit, issuance, gateway");
+            bail!("--roles names no role: expected all, or some of inventory, audit, issuance, scheduler, gateway");
         }
         let listen = args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen: SocketAddr =
@@ -189,6 +201,11 @@ impl ServerConfig {
             inventory_url: args.inventory_url.or(file.peers.inventory),
             audit_url: args.audit_url.or(file.peers.audit),
             issuance_url: args.issuance_url.or(file.peers.issuance),
+            scheduler_url: args.scheduler_url.or(file.peers.scheduler),
+            renewal_scan_interval: match args.renewal_scan_interval.or(file.renewal_scan_interval).unwrap_or(60) {
+                0 => bail!("--renewal-scan-interval must be at least 1 second"),
+                secs => std::time::Duration::from_secs(secs),
+            },
             master_key_file: args.master_key_file.or(file.master_key_file),
             public_url: public_url(args.public_url.or(file.public_url), listen)?,
             web_dir: args.web_dir.or(file.web_dir).unwrap_or_else(|| DEFAULT_WEB_DIR.into()),
@@ -212,10 +229,25 @@ impl ServerConfig {
                 "the inventory role does not run in this process: give its address with --inventory-url (e.g. http://127.0.0.1:7001)"
             );
         }
-        let needs_inventory = self.runs(Role::Issuance);
+        let needs_audit = self.runs(Role::Scheduler);
+        if needs_audit && !self.runs(Role::Audit) && self.audit_url.is_none() {
+            bail!("the scheduler relays its audit events: give the audit role's address with --audit-url");
+        }
+        if self.runs(Role::Scheduler) && !self.runs(Role::Issuance) && self.issuance_url.is_none() {
+            bail!(
+                "the scheduler asks issuance to sign, which does not run in this process: give its address with \
+                 --issuance-url (e.g. http://127.0.0.1:7003)"
+            );
+        }
+        if self.runs(Role::Gateway) && !self.runs(Role::Scheduler) && self.scheduler_url.is_none() {
+            bail!(
+                "the scheduler role does not run in this process: give its address with --scheduler-url (e.g. http://127.0.0.1:7004)"
+            );
+        }
+        let needs_inventory = self.runs(Role::Issuance) || self.runs(Role::Scheduler);
         if needs_inventory && !self.runs(Role::Inventory) && self.inventory_url.is_none() {
             bail!(
-                "the issuance role records versions in the inventory, which does not run in this process: \
+                "issuance and the scheduler call the inventory, which does not run in this process: \
                  give its address with --inventory-url (e.g. http://127.0.0.1:7001)"
             );
         }

@@ -22,6 +22,7 @@ const DB_CHECK_EVERY: Duration = Duration::from_secs(5);
 const INVENTORY_SERVICE: &str = "certctl.inventory.v1.InventoryService";
 const AUDIT_SERVICES: [&str; 2] = ["certctl.audit.v1.AuditService", "certctl.audit.v1.AuditIngestService"];
 const ISSUANCE_SERVICE: &str = "certctl.issuance.v1.IssuanceService";
+const SCHEDULER_SERVICE: &str = "certctl.scheduler.v1.SchedulerService";
 
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     certctl_common::telemetry::init_logging(config.json_logs, "info");
@@ -34,7 +35,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let public = bind(config.listen).await?;
     let public_addr = public.local_addr()?;
-    let runs_services = config.runs(Role::Inventory) || config.runs(Role::Audit) || config.runs(Role::Issuance);
+    let runs_services = config.runs(Role::Inventory)
+        || config.runs(Role::Audit)
+        || config.runs(Role::Issuance)
+        || config.runs(Role::Scheduler);
     // With a gateway in this process the services listen on loopback only;
     // without one, they are what --listen exposes.
     let (services_listener, gateway_listener) = match (runs_services, config.runs(Role::Gateway)) {
@@ -52,6 +56,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let audit = peer(Role::Audit, &config.audit_url)?;
     let inventory = peer(Role::Inventory, &config.inventory_url)?;
     let issuance = peer(Role::Issuance, &config.issuance_url)?;
+    let scheduler = peer(Role::Scheduler, &config.scheduler_url)?;
     // `ServerConfig` checked that every role's peers are known.
     let required = |channel: &Option<Channel>, name: &str| {
         channel.clone().with_context(|| format!("no address for the {name} service"))
@@ -59,7 +64,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let mut tasks = JoinSet::new();
     if let Some(listener) = services_listener {
-        let peers = Peers { audit: audit.clone(), inventory: inventory.clone() };
+        let peers = Peers { audit: audit.clone(), inventory: inventory.clone(), issuance: issuance.clone() };
         let routes = services(&config, peers, stop.clone(), &mut tasks).await?;
         let stop = stop.clone();
         tasks.spawn(async move {
@@ -82,6 +87,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             inventory: required(&inventory, "inventory")?,
             audit: required(&audit, "audit")?,
             issuance: required(&issuance, "issuance")?,
+            scheduler: required(&scheduler, "scheduler")?,
             web_dir: Some(config.web_dir.clone()),
             cors_allowed_origins: config.cors_allowed_origins.clone(),
         };
@@ -130,6 +136,7 @@ fn channel(url: &str) -> anyhow::Result<Channel> {
 struct Peers {
     audit: Option<Channel>,
     inventory: Option<Channel>,
+    issuance: Option<Channel>,
 }
 
 /// Connects, migrates and mounts every service role of this process.
@@ -192,7 +199,35 @@ async fn services(
         );
         issuance.start().await.context("the issuance service cannot start")?;
         routes.add_service(certctl_issuance::build(issuance, audit, stop.clone()));
-        watch_database(tasks, db, reporter, &[ISSUANCE_SERVICE], stop);
+        watch_database(tasks, db, reporter.clone(), &[ISSUANCE_SERVICE], stop.clone());
+    }
+    if config.runs(Role::Scheduler) {
+        let db = open(config, certctl_scheduler::SERVICE).await?;
+        certctl_scheduler::migrate(&db).await?;
+        let upstreams = certctl_scheduler::upstream::Upstreams::new(
+            peers.inventory.clone().context("the scheduler reads the inventory: give --inventory-url")?,
+            peers.issuance.clone().context("the scheduler asks issuance to sign: give --issuance-url")?,
+        );
+        let audit = peers.audit.clone().context("the scheduler relays its audit events: give --audit-url")?;
+        let scheduler_config =
+            certctl_scheduler::SchedulerConfig { scan_interval: config.renewal_scan_interval, ..Default::default() };
+        match db.clone() {
+            Database::Sqlite(pool) => routes.add_service(certctl_scheduler::build(
+                Arc::new(certctl_scheduler::SqliteStore::new(pool)),
+                upstreams,
+                audit,
+                scheduler_config,
+                stop.clone(),
+            )),
+            Database::Postgres(pool) => routes.add_service(certctl_scheduler::build(
+                Arc::new(certctl_scheduler::PostgresStore::new(pool)),
+                upstreams,
+                audit,
+                scheduler_config,
+                stop.clone(),
+            )),
+        };
+        watch_database(tasks, db, reporter, &[SCHEDULER_SERVICE], stop);
     }
     Ok(routes.routes())
 }

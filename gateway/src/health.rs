@@ -28,6 +28,7 @@ impl Upstreams {
             ("inventory", "certctl.inventory.v1.InventoryService", config.inventory.clone()),
             ("audit", "certctl.audit.v1.AuditService", config.audit.clone()),
             ("issuance", "certctl.issuance.v1.IssuanceService", config.issuance.clone()),
+            ("scheduler", "certctl.scheduler.v1.SchedulerService", config.scheduler.clone()),
         ])
     }
 

@@ -21,6 +21,8 @@ use certctl_proto::inventory::__rest_over_grpc_bridge_InventoryService::Inventor
 use certctl_proto::inventory::forward::InventoryServiceForwarder;
 use certctl_proto::issuance::__rest_over_grpc_bridge_IssuanceService::IssuanceServiceRestBridge;
 use certctl_proto::issuance::forward::IssuanceServiceForwarder;
+use certctl_proto::scheduler::__rest_over_grpc_bridge_SchedulerService::SchedulerServiceRestBridge;
+use certctl_proto::scheduler::forward::SchedulerServiceForwarder;
 use http::{HeaderValue, StatusCode, header};
 use prost::Message;
 use rest_over_grpc::serving::RestService;
@@ -31,18 +33,23 @@ use tonic_types::RpcStatusExt;
 /// Error bodies are small; anything larger is passed through untouched.
 const MAX_ERROR_BODY: usize = 1 << 20;
 
-pub fn routes(
-    inventory: InventoryServiceForwarder,
-    audit: AuditServiceForwarder,
-    issuance: IssuanceServiceForwarder,
-    max_body: usize,
-) -> Router {
+/// The forwarders the REST bridge calls.
+pub struct Upstreams {
+    pub inventory: InventoryServiceForwarder,
+    pub audit: AuditServiceForwarder,
+    pub issuance: IssuanceServiceForwarder,
+    pub scheduler: SchedulerServiceForwarder,
+}
+
+pub fn routes(upstreams: Upstreams, max_body: usize) -> Router {
+    let Upstreams { inventory, audit, issuance, scheduler } = upstreams;
     // Identity is stamped by `edge::identify_caller` on every request before
     // it reaches the bridge, and checked by the owning service.
     let transcoder = certctl_proto::rest::Transcoder::new(
         InventoryServiceRestBridge::externally_authenticated(inventory),
         AuditServiceRestBridge::externally_authenticated(audit),
         IssuanceServiceRestBridge::externally_authenticated(issuance),
+        SchedulerServiceRestBridge::externally_authenticated(scheduler),
     );
     let rest = RestService::new(transcoder).with_max_body_bytes(max_body);
     Router::new()

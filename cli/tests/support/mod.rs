@@ -133,10 +133,12 @@ impl Platform {
         platform
     }
 
-    /// Audit, inventory, gateway and issuance as four processes.
+    /// Audit, inventory, gateway, issuance and scheduler as five processes.
     pub async fn distributed(storage: &Storage) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (audit, inventory, gateway, issuance) = (free_port(), free_port(), free_port(), free_port());
+        let (audit, inventory, gateway, issuance, scheduler) =
+            (free_port(), free_port(), free_port(), free_port(), free_port());
+        let scheduler_url = format!("http://127.0.0.1:{scheduler}");
         let audit_url = format!("http://127.0.0.1:{audit}");
         let inventory_url = format!("http://127.0.0.1:{inventory}");
         let issuance_url = format!("http://127.0.0.1:{issuance}");
@@ -163,7 +165,9 @@ impl Platform {
                         "--inventory-url".into(),
                         inventory_url.clone(),
                         "--issuance-url".into(),
-                        issuance_url,
+                        issuance_url.clone(),
+                        "--scheduler-url".into(),
+                        scheduler_url,
                     ],
                 ),
                 dir.path().join("gateway.log"),
@@ -174,14 +178,29 @@ impl Platform {
                     issuance,
                     vec![
                         "--audit-url".into(),
-                        audit_url,
+                        audit_url.clone(),
                         "--inventory-url".into(),
-                        inventory_url,
+                        inventory_url.clone(),
                         "--public-url".into(),
                         gateway_url,
                     ],
                 ),
                 dir.path().join("issuance.log"),
+            ),
+            Process::spawn(
+                &role(
+                    "scheduler",
+                    scheduler,
+                    vec![
+                        "--audit-url".into(),
+                        audit_url,
+                        "--inventory-url".into(),
+                        inventory_url,
+                        "--issuance-url".into(),
+                        issuance_url,
+                    ],
+                ),
+                dir.path().join("scheduler.log"),
             ),
         ];
         let platform = Self::new(format!("http://127.0.0.1:{gateway}"), processes, dir);
@@ -314,4 +333,63 @@ impl Drop for TcpProxy {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// What one `certctl` client command printed, and how it exited.
+#[derive(Debug)]
+pub struct CliRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// Panics with both streams unless the command exited 0.
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, Some(0), "the command failed:\n{self}");
+        self
+    }
+
+    /// Panics unless the command exited non-zero; returns stderr.
+    pub fn failed(self) -> String {
+        assert!(self.code.is_some_and(|c| c != 0), "the command was expected to fail:\n{self}");
+        self.stderr
+    }
+}
+
+impl std::fmt::Display for CliRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {:?}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+impl Platform {
+    /// Runs `certctl ARGS...` against this platform's gateway (through
+    /// `CERTCTL_SERVER`), in the platform's directory so relative paths land there.
+    pub fn cli(&self, args: &[&str]) -> CliRun {
+        let output = Command::new(BIN)
+            .args(args)
+            .env("CERTCTL_SERVER", &self.url)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("the certctl binary runs");
+        CliRun {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// A file in the platform's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// Runs `openssl ARGS...` in `dir`; panics with its stderr if it fails.
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+    assert!(output.status.success(), "openssl {}:\n{}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }

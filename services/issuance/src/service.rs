@@ -111,6 +111,12 @@ impl Issuance {
         }
     }
 
+    /// Replaces the clock (tests drive time with it).
+    pub fn with_clock(mut self, clock: Arc<dyn Fn() -> UnixTime + Send + Sync>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     pub fn now(&self) -> UnixTime {
         (self.clock)()
     }

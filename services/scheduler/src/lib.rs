@@ -12,16 +12,23 @@
 
 pub mod clock;
 pub mod error;
+pub mod grpc;
+pub mod handler;
 pub mod leader;
 pub mod listing;
+pub mod renewal_loop;
+pub mod service;
 pub mod store;
 mod transition;
+pub mod upstream;
 pub mod wakeup;
 pub mod worker;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use certctl_common::db::{ConnectError, Database};
+use certctl_common::shutdown::Shutdown;
 use certctl_domain::audit::NewAuditEvent;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -60,5 +67,58 @@ pub fn audit_event(
         // Random rather than the outbox row id: a restored database reuses
         // row ids, and audit would drop new events as duplicates of old ones.
         source_id: format!("{:032x}", rand::random::<u128>()),
+    }
+}
+
+/// How a scheduler replica runs.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// How often the renewal-scan leader walks the inventory.
+    pub scan_interval: Duration,
+    /// This replica's worker name (the lease owner recorded on jobs).
+    pub worker_name: String,
+    /// Signing requests in flight per issuer from this replica.
+    pub issuer_concurrency: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            scan_interval: Duration::from_secs(60),
+            worker_name: format!("scheduler-{:08x}", rand::random::<u32>()),
+            issuer_concurrency: handler::DEFAULT_ISSUER_CONCURRENCY,
+        }
+    }
+}
+
+/// A running scheduler replica: its gRPC service, a worker, the renewal
+/// loop (run while this replica leads) and the audit relay.
+pub fn build<S: Store>(
+    store: Arc<S>,
+    upstreams: upstream::Upstreams,
+    audit: tonic::transport::Channel,
+    config: SchedulerConfig,
+    shutdown: Shutdown,
+) -> certctl_proto::scheduler::scheduler_service_server::SchedulerServiceServer<grpc::SchedulerGrpc<S>> {
+    let relay_wake = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(certctl_outbox::run(Arc::new(OutboxOf(store.clone())), audit, relay_wake, shutdown.clone()));
+    tokio::spawn(renewal_loop::run(store.clone(), upstreams.clone(), config.scan_interval, shutdown.clone()));
+    let handler = Arc::new(handler::LifecycleHandler::new(upstreams.clone(), config.issuer_concurrency));
+    tokio::spawn(Worker::new(store.clone(), handler, WorkerConfig::new(config.worker_name)).run(shutdown));
+    grpc::SchedulerGrpc::new(service::Scheduler { store, upstreams }).into_server()
+}
+
+/// The scheduler store's outbox, as the shared relay reads it.
+struct OutboxOf<S: Store>(Arc<S>);
+
+#[async_trait::async_trait]
+impl<S: Store> certctl_outbox::Outbox for OutboxOf<S> {
+    async fn outbox_batch(&self, limit: i64) -> Result<Vec<certctl_outbox::OutboxEntry>, certctl_common::StoreError> {
+        let rows = self.0.outbox_batch(limit).await?;
+        Ok(rows.into_iter().map(|r| certctl_outbox::OutboxEntry { id: r.id, event: r.event }).collect())
+    }
+
+    async fn outbox_ack(&self, ids: &[i64]) -> Result<(), certctl_common::StoreError> {
+        self.0.outbox_ack(ids).await
     }
 }

@@ -161,6 +161,8 @@ impl Platform {
             inventory: channel(inventory_addr),
             audit: audit.clone(),
             issuance: channel(issuance_addr),
+            // No scheduler in these tests; the gateway reaches it lazily.
+            scheduler: channel("127.0.0.1:9".parse().unwrap()),
             web_dir: None,
             cors_allowed_origins: Vec::new(),
         };
