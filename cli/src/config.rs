@@ -51,6 +51,10 @@ pub struct ServerArgs {
     /// Seconds between the scheduler's renewal scans of the inventory [default: 60].
     #[arg(long, env = "CERTCTL_RENEWAL_SCAN_INTERVAL")]
     pub renewal_scan_interval: Option<u64>,
+    /// Seconds a scheduler replica leases a job for; a replica that dies leaves its jobs to others after
+    /// this long [default: 60, at least 3].
+    #[arg(long, env = "CERTCTL_JOB_LEASE")]
+    pub job_lease: Option<u64>,
     /// File holding the master key (32 random bytes, base64) that seals CA and other private keys at rest;
     /// `CERTCTL_MASTER_KEY` may hold the key itself instead. Make one with `certctl admin new-master-key`.
     #[arg(long, env = "CERTCTL_MASTER_KEY_FILE")]
@@ -85,6 +89,7 @@ struct FileConfig {
     master_key_file: Option<PathBuf>,
     public_url: Option<String>,
     renewal_scan_interval: Option<u64>,
+    job_lease: Option<u64>,
     #[serde(default)]
     peers: Peers,
 }
@@ -134,6 +139,7 @@ pub struct ServerConfig {
     pub issuance_url: Option<String>,
     pub scheduler_url: Option<String>,
     pub renewal_scan_interval: std::time::Duration,
+    pub job_lease_secs: i64,
     pub master_key_file: Option<PathBuf>,
     pub public_url: String,
     pub web_dir: PathBuf,
@@ -205,6 +211,10 @@ impl ServerConfig {
             renewal_scan_interval: match args.renewal_scan_interval.or(file.renewal_scan_interval).unwrap_or(60) {
                 0 => bail!("--renewal-scan-interval must be at least 1 second"),
                 secs => std::time::Duration::from_secs(secs),
+            },
+            job_lease_secs: match args.job_lease.or(file.job_lease).unwrap_or(60) {
+                secs @ 3..=86_400 => secs as i64,
+                other => bail!("--job-lease {other} is out of range: give 3 to 86400 seconds"),
             },
             master_key_file: args.master_key_file.or(file.master_key_file),
             public_url: public_url(args.public_url.or(file.public_url), listen)?,

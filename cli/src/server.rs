@@ -210,7 +210,11 @@ async fn services(
         );
         let audit = peers.audit.clone().context("the scheduler relays its audit events: give --audit-url")?;
         let scheduler_config =
-            certctl_scheduler::SchedulerConfig { scan_interval: config.renewal_scan_interval, ..Default::default() };
+            certctl_scheduler::SchedulerConfig {
+            scan_interval: config.renewal_scan_interval,
+            lease_secs: config.job_lease_secs,
+            ..Default::default()
+        };
         match db.clone() {
             Database::Sqlite(pool) => routes.add_service(certctl_scheduler::build(
                 Arc::new(certctl_scheduler::SqliteStore::new(pool)),

@@ -13,6 +13,21 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// whatever the client put in the actor header is replaced, never trusted.
 const ANONYMOUS: &str = "anonymous";
 
+/// Service-to-service RPCs that share a public service's definition. The
+/// forwarder would pass them on like any other call, so the edge refuses them
+/// (the services call each other directly, never through the gateway).
+pub const INTERNAL_METHODS: &[&str] = &["/certctl.inventory.v1.InventoryService/RecordRevocation"];
+
+/// Refuses [`INTERNAL_METHODS`] on the public port with gRPC PERMISSION_DENIED.
+pub async fn refuse_internal(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if INTERNAL_METHODS.contains(&path) {
+        let status = tonic::Status::permission_denied(format!("{path} is internal to the platform"));
+        return status.into_http::<axum::body::Body>().map(axum::body::Body::new);
+    }
+    next.run(request).await
+}
+
 /// Sets the actor, keeps a sane client request id or makes one, and echoes the
 /// request id on the response so a caller can quote it.
 pub async fn identify_caller(mut request: Request, next: Next) -> Response {
@@ -87,6 +102,20 @@ mod stamping {
         let (seen, echoed) = call(request).await;
         assert_eq!(seen, "anonymous|retry-7");
         assert_eq!(echoed, "retry-7");
+    }
+
+    #[tokio::test]
+    async fn internal_methods_are_refused_at_the_edge() {
+        let app = Router::new()
+            .route("/certctl.inventory.v1.InventoryService/RecordRevocation", axum::routing::post(|| async { "reached" }))
+            .route("/certctl.inventory.v1.InventoryService/GetCertificate", axum::routing::post(|| async { "reached" }))
+            .layer(axum::middleware::from_fn(refuse_internal));
+        let post = |path: &str| Request::post(path).header("content-type", "application/grpc").body(Body::empty()).unwrap();
+        let refused = app.clone().oneshot(post("/certctl.inventory.v1.InventoryService/RecordRevocation")).await.unwrap();
+        assert_eq!(refused.headers()["grpc-status"], "7", "PERMISSION_DENIED");
+        let allowed = app.oneshot(post("/certctl.inventory.v1.InventoryService/GetCertificate")).await.unwrap();
+        let body = axum::body::to_bytes(allowed.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], b"reached");
     }
 
     #[tokio::test]

@@ -94,7 +94,8 @@ pub fn router(config: &GatewayConfig, shutdown: Shutdown) -> Result<Router, Gate
     .add_service(reflection)
     .prepare()
     .into_axum_router()
-    .layer(tonic_web::GrpcWebLayer::new());
+    .layer(tonic_web::GrpcWebLayer::new())
+    .layer(axum::middleware::from_fn(edge::refuse_internal));
 
     let app = Router::new()
         .merge(health::routes(upstreams))

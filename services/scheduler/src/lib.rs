@@ -79,6 +79,9 @@ pub struct SchedulerConfig {
     pub worker_name: String,
     /// Signing requests in flight per issuer from this replica.
     pub issuer_concurrency: usize,
+    /// How long a claimed job stays leased without renewal: how soon
+    /// another replica resumes the jobs of one that died.
+    pub lease_secs: i64,
 }
 
 impl Default for SchedulerConfig {
@@ -87,6 +90,7 @@ impl Default for SchedulerConfig {
             scan_interval: Duration::from_secs(60),
             worker_name: format!("scheduler-{:08x}", rand::random::<u32>()),
             issuer_concurrency: handler::DEFAULT_ISSUER_CONCURRENCY,
+            lease_secs: 60,
         }
     }
 }
@@ -104,7 +108,8 @@ pub fn build<S: Store>(
     tokio::spawn(certctl_outbox::run(Arc::new(OutboxOf(store.clone())), audit, relay_wake, shutdown.clone()));
     tokio::spawn(renewal_loop::run(store.clone(), upstreams.clone(), config.scan_interval, shutdown.clone()));
     let handler = Arc::new(handler::LifecycleHandler::new(upstreams.clone(), config.issuer_concurrency));
-    tokio::spawn(Worker::new(store.clone(), handler, WorkerConfig::new(config.worker_name)).run(shutdown));
+    let worker = WorkerConfig { lease_secs: config.lease_secs, ..WorkerConfig::new(config.worker_name) };
+    tokio::spawn(Worker::new(store.clone(), handler, worker).run(shutdown));
     grpc::SchedulerGrpc::new(service::Scheduler { store, upstreams }).into_server()
 }
 
