@@ -209,8 +209,7 @@ async fn services(
             peers.issuance.clone().context("the scheduler asks issuance to sign: give --issuance-url")?,
         );
         let audit = peers.audit.clone().context("the scheduler relays its audit events: give --audit-url")?;
-        let scheduler_config =
-            certctl_scheduler::SchedulerConfig {
+        let scheduler_config = certctl_scheduler::SchedulerConfig {
             scan_interval: config.renewal_scan_interval,
             lease_secs: config.job_lease_secs,
             ..Default::default()

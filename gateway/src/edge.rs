@@ -107,11 +107,16 @@ mod stamping {
     #[tokio::test]
     async fn internal_methods_are_refused_at_the_edge() {
         let app = Router::new()
-            .route("/certctl.inventory.v1.InventoryService/RecordRevocation", axum::routing::post(|| async { "reached" }))
+            .route(
+                "/certctl.inventory.v1.InventoryService/RecordRevocation",
+                axum::routing::post(|| async { "reached" }),
+            )
             .route("/certctl.inventory.v1.InventoryService/GetCertificate", axum::routing::post(|| async { "reached" }))
             .layer(axum::middleware::from_fn(refuse_internal));
-        let post = |path: &str| Request::post(path).header("content-type", "application/grpc").body(Body::empty()).unwrap();
-        let refused = app.clone().oneshot(post("/certctl.inventory.v1.InventoryService/RecordRevocation")).await.unwrap();
+        let post =
+            |path: &str| Request::post(path).header("content-type", "application/grpc").body(Body::empty()).unwrap();
+        let refused =
+            app.clone().oneshot(post("/certctl.inventory.v1.InventoryService/RecordRevocation")).await.unwrap();
         assert_eq!(refused.headers()["grpc-status"], "7", "PERMISSION_DENIED");
         let allowed = app.oneshot(post("/certctl.inventory.v1.InventoryService/GetCertificate")).await.unwrap();
         let body = axum::body::to_bytes(allowed.into_body(), 1024).await.unwrap();

@@ -146,7 +146,10 @@ impl<S: Store + ?Sized> SchedulerService for SchedulerGrpc<S> {
         }))
     }
 
-    async fn cancel_job(&self, request: Request<pb::CancelJobRequest>) -> Result<Response<pb::CancelJobResponse>, Status> {
+    async fn cancel_job(
+        &self,
+        request: Request<pb::CancelJobRequest>,
+    ) -> Result<Response<pb::CancelJobResponse>, Status> {
         let caller = Caller::from_metadata(request.metadata());
         let r = request.get_ref();
         if r.reason.chars().count() > 500 {
@@ -172,7 +175,10 @@ impl<S: Store + ?Sized> SchedulerService for SchedulerGrpc<S> {
         Ok(Response::new(pb::RenewCertificatesResponse { jobs: jobs.into_iter().map(job_to_pb).collect() }))
     }
 
-    async fn watch_jobs(&self, request: Request<pb::WatchJobsRequest>) -> Result<Response<Self::WatchJobsStream>, Status> {
+    async fn watch_jobs(
+        &self,
+        request: Request<pb::WatchJobsRequest>,
+    ) -> Result<Response<Self::WatchJobsStream>, Status> {
         let stream = self.scheduler.watch(&request.get_ref().names).await?;
         let stream = stream.map(|item| match item {
             Ok(job) => Ok(pb::WatchJobsResponse { job: Some(job_to_pb(job)) }),

@@ -51,7 +51,9 @@ impl LifecycleHandler {
         match self.upstreams.issue(&certificate, &csr, &job.id).await {
             Ok(version) => JobOutcome::Succeeded(serde_json::json!({ "version": version })),
             Err(CallError::Unavailable(reason)) => JobOutcome::Retry(JobError::new("ISSUER_UNAVAILABLE", reason)),
-            Err(CallError::Refused { code, message }) if code == "INVALID_ARGUMENT" && message.contains("server_keyed") => {
+            Err(CallError::Refused { code, message })
+                if code == "INVALID_ARGUMENT" && message.contains("server_keyed") =>
+            {
                 JobOutcome::Fail(JobError::new(
                     "NEEDS_CSR",
                     format!(
@@ -70,10 +72,9 @@ impl JobHandler for LifecycleHandler {
     async fn run(&self, job: &Job) -> JobOutcome {
         match job.kind {
             JobKind::Issuance | JobKind::Renewal => self.issue(job).await,
-            JobKind::Deployment | JobKind::Validation => JobOutcome::AwaitAgent {
-                reason: "waiting for the certificate's agent".to_owned(),
-                timeout_at: None,
-            },
+            JobKind::Deployment | JobKind::Validation => {
+                JobOutcome::AwaitAgent { reason: "waiting for the certificate's agent".to_owned(), timeout_at: None }
+            }
         }
     }
 }

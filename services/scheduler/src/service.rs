@@ -39,7 +39,9 @@ fn job_id(field: &str, name: &str) -> Result<String> {
 
 fn refused(e: CallError) -> SchedulerError {
     match e {
-        CallError::Refused { code, message } if code == "NOT_FOUND" => DomainError::NotFound { resource: message }.into(),
+        CallError::Refused { code, message } if code == "NOT_FOUND" => {
+            DomainError::NotFound { resource: message }.into()
+        }
         CallError::Refused { message, .. } => DomainError::FailedPrecondition(message).into(),
         CallError::Unavailable(reason) => {
             certctl_common::StoreError::Unavailable(format!("the inventory is unavailable: {reason}")).into()
@@ -75,7 +77,13 @@ impl<S: Store + ?Sized> Scheduler<S> {
     pub async fn cancel(&self, caller: &Caller, name: &str, reason: &str) -> Result<Job> {
         let id = job_id("name", name)?;
         let reason = if reason.is_empty() { format!("cancelled by {}", actor(caller)) } else { reason.to_owned() };
-        let event = crate::audit_event(&caller.actor, &caller.request_id, "CancelJob", name, serde_json::json!({ "reason": reason }));
+        let event = crate::audit_event(
+            &caller.actor,
+            &caller.request_id,
+            "CancelJob",
+            name,
+            serde_json::json!({ "reason": reason }),
+        );
         self.store.cancel(&id, &reason, event).await
     }
 
@@ -92,7 +100,9 @@ impl<S: Store + ?Sized> Scheduler<S> {
             return Err(DomainError::invalid("certificates", format!("name 1 to {MAX_BATCH} certificates")).into());
         }
         if !csr_pem.is_empty() && certificates.len() > 1 {
-            return Err(DomainError::invalid("csr_pem", "a CSR belongs to one certificate; renew the others apart").into());
+            return Err(
+                DomainError::invalid("csr_pem", "a CSR belongs to one certificate; renew the others apart").into()
+            );
         }
         let mut jobs = Vec::with_capacity(certificates.len());
         for (i, name) in certificates.iter().enumerate() {

@@ -139,7 +139,13 @@ async fn finished(p: &mut Platform, certificate: &str, kind: pb::JobKind) -> pb:
 }
 
 async fn current_version(p: &mut Platform, name: &str) -> inv::Certificate {
-    p.inventory.get_certificate(inv::GetCertificateRequest { name: name.to_owned() }).await.unwrap().into_inner().certificate.unwrap()
+    p.inventory
+        .get_certificate(inv::GetCertificateRequest { name: name.to_owned() })
+        .await
+        .unwrap()
+        .into_inner()
+        .certificate
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,7 +284,11 @@ async fn manual_renewal_is_watched_to_the_end_and_refusals_are_readable() {
 
     // Retry of the failed issuance after fixing the cause would run again;
     // cancelling a finished job is refused.
-    let cancel = p.scheduler.cancel_job(pb::CancelJobRequest { name: owned.name.clone(), reason: String::new() }).await.unwrap_err();
+    let cancel = p
+        .scheduler
+        .cancel_job(pb::CancelJobRequest { name: owned.name.clone(), reason: String::new() })
+        .await
+        .unwrap_err();
     assert_eq!(cancel.code(), tonic::Code::FailedPrecondition, "{cancel:?}");
     let unknown = p.scheduler.get_job(pb::GetJobRequest { name: "jobs/0123".into() }).await.unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound);
