@@ -24,7 +24,11 @@ export function JobProgress({ job, live }: { job: Job; live?: boolean }) {
           <div className={tone} style={{ width: `${pct}%` }} />
         </div>
         <span className="subtle">
-          {jobKindLabel(job.kind)} <Link to={`/jobs/${resourceId(job.name)}`} className="mono">{job.name}</Link> · attempt {job.attempts}
+          {jobKindLabel(job.kind)}{" "}
+          <Link to={`/jobs/${resourceId(job.name)}`} className="mono" title={job.name} aria-label={`Open ${job.name}`}>
+            {resourceId(job.name).length > 14 ? `${resourceId(job.name).slice(0, 12)}…` : resourceId(job.name)}
+          </Link>{" "}
+          · attempt {job.attempts}
           {job.maxAttempts ? ` of ${job.maxAttempts}` : ""}
           {live ? <span className="faint"> · live</span> : null}
         </span>

@@ -1,5 +1,6 @@
 // Certificate detail actions that reach the scheduler and issuance services:
 // "Issue / Renew now" (a job followed live) and "Revoke current version".
+import { useEffect, useRef } from "react";
 import { Link } from "react-router";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -78,17 +79,28 @@ export function CertificateJobs({ cert, focus }: { cert: Certificate; focus?: Jo
   const watch = useWatchJobs(
     merged.filter((j) => isOpenJob(j.state)).map((j) => j.name),
     (j) => {
-      if (!isOpenJob(j.state)) {
-        qc.invalidateQueries({ queryKey: [...keys.jobs, "list"] });
-        if (j.state === JobState.SUCCEEDED) {
-          qc.invalidateQueries({ queryKey: keys.certificate(cert.name) });
-          qc.invalidateQueries({ queryKey: keys.certificates });
-          qc.invalidateQueries({ queryKey: keys.audit });
-        }
-      }
+      if (!isOpenJob(j.state)) qc.invalidateQueries({ queryKey: [...keys.jobs, "list"] });
     },
   );
   const latest = (j: Job) => watch.jobs[j.name] ?? j;
+  // A job seen open here that is now finished (by the stream or by a list
+  // refresh, whichever came first) changed the certificate: load it again.
+  const seenOpen = useRef(new Set<string>());
+  const states = merged.map((j) => `${j.name}=${latest(j).state}`).join(",");
+  useEffect(() => {
+    let finished = false;
+    for (const raw of merged) {
+      const j = latest(raw);
+      if (isOpenJob(j.state)) seenOpen.current.add(j.name);
+      else if (seenOpen.current.delete(j.name) && j.state === JobState.SUCCEEDED) finished = true;
+    }
+    if (finished) {
+      qc.invalidateQueries({ queryKey: keys.certificate(cert.name) });
+      qc.invalidateQueries({ queryKey: keys.certificates });
+      qc.invalidateQueries({ queryKey: keys.audit });
+    }
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [states]);
   const top = merged[0] ? latest(merged[0]) : undefined;
   return (
     <section className="panel flush" aria-labelledby="jobs-h">

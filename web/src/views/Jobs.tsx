@@ -192,8 +192,8 @@ export function JobsView() {
             </select>
           )}
         </Field>
-        <Field label="Certificate" hint="Certificate id; Enter to apply">
-          {(p) => <input {...p} type="search" className="mono" value={certText} onChange={(e) => setCertText(e.target.value)} onBlur={() => certText !== filters.certificate && setFilters({ ...filters, certificate: certText })} placeholder="api-example-com" />}
+        <Field label="Certificate">
+          {(p) => <input {...p} type="search" title="A certificate id; Enter or leaving the field applies it" className="mono" value={certText} onChange={(e) => setCertText(e.target.value)} onBlur={() => certText !== filters.certificate && setFilters({ ...filters, certificate: certText })} placeholder="certificate id, Enter" />}
         </Field>
         <div>
           {filtered && (
