@@ -32,7 +32,7 @@ const AUTHORITY_COLUMNS: &str = "issuer_id, id, role, parent_id, certificate_pem
 const INSERT_CHUNK: usize = 500;
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $pool:ty, $row:ty, $begin_write:expr) => {
+    ($store:ident, $db:ty, $pool:ty, $row:ty, $begin_write:expr, $row_lock:expr) => {
         /// The issuance store on this backend.
         #[derive(Debug, Clone)]
         pub struct $store {
@@ -534,14 +534,24 @@ macro_rules! sql_store {
 
             async fn take_key(&self, issuer_id: &str, serial: &str, event: NewAuditEvent) -> Result<String, StoreError> {
                 let mut tx = self.begin().await?;
-                let sealed: Option<Option<String>> = sqlx::query_scalar(
-                    "UPDATE issued SET sealed_key = NULL WHERE issuer_id = $1 AND serial = $2 \
-                     AND sealed_key IS NOT NULL RETURNING sealed_key",
-                )
+                // RETURNING yields the new (NULL) value, so read the key
+                // first; the write lock taken by `begin` (SQLite) or the row
+                // lock of FOR UPDATE (PostgreSQL) keeps a second export out.
+                let sealed: Option<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT sealed_key FROM issued WHERE issuer_id = $1 AND serial = $2{}",
+                    $row_lock
+                )))
                 .bind(issuer_id)
                 .bind(serial)
                 .fetch_optional(&mut *tx)
                 .await?;
+                if let Some(Some(_)) = &sealed {
+                    sqlx::query("UPDATE issued SET sealed_key = NULL WHERE issuer_id = $1 AND serial = $2")
+                        .bind(issuer_id)
+                        .bind(serial)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let Some(Some(sealed)) = sealed else {
                     drop(tx);
                     let existing = self.get_issued(issuer_id, serial).await?;
@@ -656,6 +666,7 @@ sql_store!(
     sqlx::Sqlite,
     sqlx::SqlitePool,
     sqlx::sqlite::SqliteRow,
-    Some("UPDATE outbox SET id = id WHERE 0")
+    Some("UPDATE outbox SET id = id WHERE 0"),
+    ""
 );
-sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, sqlx::postgres::PgRow, None::<&'static str>);
+sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, sqlx::postgres::PgRow, None::<&'static str>, " FOR UPDATE");
