@@ -52,7 +52,7 @@ pub enum AuditCommand {
     },
 }
 
-async fn connect(server: &ServerAddress) -> anyhow::Result<Channel> {
+pub(crate) async fn connect(server: &ServerAddress) -> anyhow::Result<Channel> {
     Endpoint::from_shared(server.url.clone())
         .with_context(|| format!("`{}` is not a valid server URL", server.url))?
         .connect_timeout(Duration::from_secs(5))
@@ -146,4 +146,84 @@ pub async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+// Shared by the client command groups (`cert`, `job`, `ca`).
+
+/// How long one unary call may take; the gateway gives up on its side after 30 s.
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// A request with [`CALL_TIMEOUT`] set.
+pub(crate) fn request<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(CALL_TIMEOUT);
+    request
+}
+
+/// A refused call as an error that says what was refused and why: the
+/// status message, plus any `google.rpc.BadRequest` field violation the
+/// message does not already spell out.
+pub(crate) fn refused(what: impl std::fmt::Display, status: &tonic::Status) -> anyhow::Error {
+    use tonic_types::StatusExt as _;
+    let message = match status.message() {
+        "" => status.code().description(),
+        m => m,
+    };
+    let mut text = format!("{what}: {message}");
+    if let Some(bad) = status.get_details_bad_request() {
+        for v in bad.field_violations.iter().filter(|v| !message.contains(&v.description)) {
+            text.push_str(&format!("\n  {}: {}", v.field, v.description));
+        }
+    }
+    anyhow::anyhow!(text)
+}
+
+/// `table` (aligned columns for people) or `json` (one proto3 JSON object per line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Output {
+    #[default]
+    Table,
+    Json,
+}
+
+/// Prints one value as a line of proto3 JSON (the REST API's shapes).
+pub(crate) fn json_line(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
+/// Prints rows under a header, each column as wide as its widest cell.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        for (i, cell) in cells.enumerate() {
+            if i + 1 < widths.len() {
+                out.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            } else {
+                out.push_str(cell);
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+}
+
+/// A timestamp for people: RFC 3339 in UTC, or `-` when unset.
+pub(crate) fn when(timestamp: Option<&pbjson_types::Timestamp>) -> String {
+    timestamp.map_or_else(|| "-".to_owned(), |t| certctl_domain::rfc3339(t.seconds))
+}
+
+/// `id` as a resource name of `collection` (`shop` -> `certificates/shop`);
+/// a name that already has a collection is kept as it is.
+pub(crate) fn qualify(collection: &str, id: &str) -> String {
+    if id.contains('/') || id.is_empty() { id.to_owned() } else { format!("{collection}/{id}") }
 }

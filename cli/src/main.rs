@@ -1,8 +1,11 @@
 //! `certctl`: the server (any set of roles) and the admin commands.
 
 mod admin;
+mod ca;
+mod cert;
 mod config;
 mod demo;
+mod job;
 mod server;
 
 use std::path::PathBuf;
@@ -27,6 +30,21 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: admin::AuditCommand,
+    },
+    /// Managed certificates: list, inspect, create, issue, renew, revoke, export server-held keys.
+    Cert {
+        #[command(subcommand)]
+        command: cert::CertCommand,
+    },
+    /// The scheduler's jobs: list, watch, cancel, retry, and their timelines.
+    Job {
+        #[command(subcommand)]
+        command: job::JobCommand,
+    },
+    /// Issuers and their CA certificates.
+    Ca {
+        #[command(subcommand)]
+        command: ca::CaCommand,
     },
     /// Platform administration.
     Admin {
@@ -55,6 +73,9 @@ fn main() -> ExitCode {
             Command::Server(args) => server::run(config::ServerConfig::load(args)?).await.map(|()| ExitCode::SUCCESS),
             Command::Import(args) => admin::import(args).await,
             Command::Audit { command } => admin::audit(command).await,
+            Command::Cert { command } => cert::run(command).await,
+            Command::Job { command } => job::run(command).await,
+            Command::Ca { command } => ca::run(command).await,
             Command::Admin { command: AdminCommand::NewMasterKey } => {
                 println!("{}", certctl_common::secret::MasterKey::generate().to_base64());
                 Ok(ExitCode::SUCCESS)
