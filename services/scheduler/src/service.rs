@@ -120,6 +120,11 @@ impl<S: Store + ?Sized> Scheduler<S> {
             })?;
             job.payload["requested_by"] = serde_json::json!(actor(caller));
             if !csr_pem.is_empty() {
+                // A job of its own per CSR: the version's job may have failed
+                // for want of one, and a stored job's payload never changes.
+                use sha2::Digest as _;
+                let digest = sha2::Sha256::digest(csr_pem.trim().as_bytes());
+                job.idempotency_key = format!("{}:csr:{}", job.idempotency_key, hex_prefix(&digest));
                 job.payload["csr_pem"] = serde_json::json!(csr_pem);
             }
             let enqueued = self.store.enqueue(job).await?;
@@ -192,6 +197,10 @@ impl<S: Store + ?Sized> Scheduler<S> {
             }
         }))
     }
+}
+
+fn hex_prefix(bytes: &[u8]) -> String {
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 fn actor(caller: &Caller) -> &str {

@@ -282,8 +282,35 @@ async fn manual_renewal_is_watched_to_the_end_and_refusals_are_readable() {
         .jobs;
     assert_ne!(again[0].name, renewed[0].name, "version 2's renewal is a new job");
 
-    // Retry of the failed issuance after fixing the cause would run again;
-    // cancelling a finished job is refused.
+    // The fix the error names: renew with a CSR. The failed job stays as it
+    // was; a job of its own carries the CSR and issues version 1.
+    let key = certctl_pki::KeyType::EcdsaP256.generate().unwrap();
+    let csr = certctl_pki::build_csr(&key, "owned.example.com", &["owned.example.com".to_owned()]).unwrap();
+    let with_csr = p
+        .scheduler
+        .renew_certificates(pb::RenewCertificatesRequest {
+            certificates: vec!["certificates/owned".into()],
+            csr_pem: csr,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs;
+    assert_ne!(with_csr[0].name, owned.name);
+    let mut stream = p
+        .scheduler
+        .watch_jobs(pb::WatchJobsRequest { names: vec![with_csr[0].name.clone()] })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(update) = stream.next().await {
+        last = update.unwrap().job;
+    }
+    assert_eq!(last.map(|j| j.state), Some(pb::JobState::Succeeded as i32));
+    assert_eq!(current_version(&mut p, "certificates/owned").await.current_version, "certificates/owned/versions/1");
+
+    // Cancelling a finished job is refused.
     let cancel = p
         .scheduler
         .cancel_job(pb::CancelJobRequest { name: owned.name.clone(), reason: String::new() })
