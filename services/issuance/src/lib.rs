@@ -12,6 +12,7 @@
 //! transaction (outbox); the inventory learns of every version and
 //! revocation, late if it was down, never twice.
 
+pub mod batch;
 pub mod grpc;
 pub mod inventory;
 pub mod issuers;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use certctl_common::StoreError;
 use certctl_common::caller::Caller;
@@ -16,6 +17,7 @@ use certctl_domain::{DomainError, UnixTime, page};
 use certctl_pki::KeyType;
 use tokio::sync::Notify;
 
+use crate::batch::IssuedWriter;
 use crate::inventory::{Inventory, InventoryError};
 use crate::issuers::local_ca::{self, HierarchySpec};
 use crate::issuers::{self, IssueError, Issuer, IssuerContext, LeafRequest};
@@ -25,6 +27,12 @@ pub const SOURCE: &str = "issuance";
 /// The issuer every installation starts with.
 pub const DEFAULT_ISSUER: &str = "local";
 pub const DEFAULT_PROFILE: &str = "tls-server";
+/// How long a signing request trusts a profile it read: changes made through
+/// another replica take effect within this time (through this one, at once).
+const PROFILE_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// A profile and when it was read.
+type CachedProfile = (Instant, Arc<Profile>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum IssuanceError {
@@ -93,19 +101,29 @@ pub struct Issuance {
     pub(crate) inventory: Inventory,
     pub(crate) config: IssuanceConfig,
     issuers: Arc<RwLock<HashMap<String, Arc<dyn Issuer>>>>,
+    profiles: Arc<RwLock<HashMap<String, CachedProfile>>>,
+    /// Records signed certificates in group commits (`batch.rs`).
+    writer: IssuedWriter,
     pub(crate) outbox_wake: Arc<Notify>,
     pub(crate) sync_wake: Arc<Notify>,
     pub(crate) clock: Arc<dyn Fn() -> UnixTime + Send + Sync>,
 }
 
 impl Issuance {
+    /// Must be called inside a Tokio runtime: it starts the task that
+    /// records signed certificates, which ends when the last clone is dropped.
     pub fn new(store: Arc<dyn Store>, inventory: Inventory, config: IssuanceConfig) -> Self {
+        let outbox_wake = Arc::new(Notify::new());
+        let (writer, task) = IssuedWriter::new(store.clone(), outbox_wake.clone(), crate::batch::MAX_BATCH);
+        tokio::spawn(task.run());
         Self {
             store,
             inventory,
             config,
             issuers: Arc::default(),
-            outbox_wake: Arc::new(Notify::new()),
+            profiles: Arc::default(),
+            writer,
+            outbox_wake,
             sync_wake: Arc::new(Notify::new()),
             clock: Arc::new(certctl_domain::now),
         }
@@ -123,6 +141,11 @@ impl Issuance {
 
     pub fn outbox_wake(&self) -> Arc<Notify> {
         self.outbox_wake.clone()
+    }
+
+    /// The group-commit writer's counters.
+    pub fn writer_stats(&self) -> &crate::batch::WriterStats {
+        self.writer.stats()
     }
 
     pub(crate) fn event(
@@ -333,6 +356,7 @@ impl Issuance {
         details["update_mask"] = serde_json::json!(mask);
         let event = self.event(caller, "UpdateProfile", &profile.name(), details);
         self.store.update_profile(&profile, event).await?;
+        self.forget_profile(&profile.id);
         self.wrote();
         Ok(profile)
     }
@@ -341,6 +365,7 @@ impl Issuance {
         let id = name::parse("name", Collection::Profiles, name)?;
         let event = self.event(caller, "DeleteProfile", name, serde_json::json!({}));
         self.store.delete_profile(id, self.now(), event).await?;
+        self.forget_profile(id);
         self.wrote();
         Ok(())
     }
@@ -418,7 +443,7 @@ impl Issuance {
             )
             .into());
         }
-        let profile = self.store.get_profile(&profile_id).await?;
+        let profile = self.signing_profile(&profile_id).await?;
         let algorithm = managed.key_algorithm.unwrap_or(profile.default_key_algorithm);
         let key_type = KeyType::from_algorithm(algorithm).ok_or_else(|| {
             DomainError::FailedPrecondition(format!("{certificate} asks for a key type certctl cannot generate"))
@@ -435,6 +460,23 @@ impl Issuance {
         .map_err(|e| IssuanceError::Misconfigured(format!("key generation failed: {e}")))?;
         let names = Names::declared(&managed);
         self.sign_key(caller, signing, csr, names, Some(key)).await
+    }
+
+    /// A profile as signing uses it: read from the store at most every
+    /// [`PROFILE_CACHE_TTL`], instead of once per certificate.
+    async fn signing_profile(&self, id: &str) -> Result<Arc<Profile>> {
+        if let Some((read, profile)) = self.profiles.read().expect("profile cache lock").get(id)
+            && read.elapsed() < PROFILE_CACHE_TTL
+        {
+            return Ok(profile.clone());
+        }
+        let profile = Arc::new(self.store.get_profile(id).await?);
+        self.profiles.write().expect("profile cache lock").insert(id.to_owned(), (Instant::now(), profile.clone()));
+        Ok(profile)
+    }
+
+    fn forget_profile(&self, id: &str) {
+        self.profiles.write().expect("profile cache lock").remove(id);
     }
 
     async fn repeat(&self, caller: &Caller, request_id: &str) -> Result<Option<IssuedRecord>> {
@@ -458,7 +500,7 @@ impl Issuance {
         names: Names,
         server_key: Option<Vec<u8>>,
     ) -> Result<IssuedRecord> {
-        let profile = self.store.get_profile(&signing.profile_id).await?;
+        let profile = self.signing_profile(&signing.profile_id).await?;
         if !profile.allows_key(csr.public_key.algorithm) {
             let allowed: Vec<&str> = certctl_domain::issuance::SIGNABLE_KEYS
                 .iter()
@@ -536,19 +578,11 @@ impl Issuance {
                 "server_keyed": record.server_keyed,
             }),
         );
-        match self.store.insert_issued(std::slice::from_ref(&record), vec![event]).await {
-            Ok(()) => {}
-            // The same request id won a race with this one: answer with its certificate.
-            Err(StoreError::AlreadyExists { .. }) if record.request_id.is_some() => {
-                let done = self.store.issued_by_request(&signing.request_id).await?.ok_or_else(|| {
-                    IssuanceError::Unavailable("a concurrent request with this request_id vanished".to_owned())
-                })?;
-                return self.record_in_inventory(caller, done).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-        self.wrote();
-        self.record_in_inventory(caller, record).await
+        // Recorded in a group commit. When the same request id won a race
+        // with this one, the answer is its certificate, and this signature
+        // is discarded unrecorded (no change, no event).
+        let stored = self.writer.write(record, event).await?;
+        self.record_in_inventory(caller, stored).await
     }
 
     /// Writes a signed certificate into the inventory as its certificate's

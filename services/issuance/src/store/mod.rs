@@ -132,9 +132,13 @@ pub trait Store: Outbox {
     /// FAILED_PRECONDITION while a certificate issued under it is still valid.
     async fn delete_profile(&self, id: &str, now: UnixTime, event: NewAuditEvent) -> Result<(), StoreError>;
 
-    /// Records signed certificates and their audit events in one
-    /// transaction. ALREADY_EXISTS when a request id was used meanwhile.
-    async fn insert_issued(&self, issued: &[IssuedRecord], events: Vec<NewAuditEvent>) -> Result<(), StoreError>;
+    /// Records signed certificates and their audit events (`events[i]`
+    /// describes `issued[i]`) in one transaction, with one multi-row INSERT
+    /// per table. A certificate whose request id is already recorded is
+    /// skipped with its event; the result says, per certificate, whether it
+    /// was inserted. Fails as a whole (nothing written) on any other error,
+    /// ALREADY_EXISTS when a serial number is taken.
+    async fn insert_issued(&self, issued: &[IssuedRecord], events: &[NewAuditEvent]) -> Result<Vec<bool>, StoreError>;
     async fn issued_by_request(&self, request_id: &str) -> Result<Option<IssuedRecord>, StoreError>;
     async fn get_issued(&self, issuer_id: &str, serial: &str) -> Result<IssuedRecord, StoreError>;
     async fn list_issued(

@@ -29,10 +29,15 @@ const AUTHORITY_COLUMNS: &str = "issuer_id, id, role, parent_id, certificate_pem
     key_algorithm, serial_number, fingerprint, subject, not_before, not_after, issuing, create_time";
 
 /// Rows per multi-row INSERT: below SQLite's 32766 bound parameters.
+///
+/// Multi-row statements number their parameters `?N` on SQLite, which binds
+/// them by position: SQLite takes `$N` for a name and looks each one up in
+/// a list while preparing, which is quadratic in the parameter count (a
+/// 256-row batch of certificates took longer per row than single inserts).
 const INSERT_CHUNK: usize = 500;
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $pool:ty, $row:ty, $begin_write:expr, $row_lock:expr) => {
+    ($store:ident, $db:ty, $pool:ty, $row:ty, $begin_write:expr, $row_lock:expr, $param:literal) => {
         /// The issuance store on this backend.
         #[derive(Debug, Clone)]
         pub struct $store {
@@ -122,10 +127,12 @@ macro_rules! sql_store {
                 })
             }
 
+            /// Inserts the rows whose request id is not recorded yet and
+            /// returns the serials it inserted.
             async fn insert_issued_chunk(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 chunk: &[IssuedRecord],
-            ) -> Result<(), StoreError> {
+            ) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
                 let mut sql = format!("INSERT INTO issued ({ISSUED_COLUMNS}) VALUES ");
                 for i in 0..chunk.len() {
                     let b = i * 18;
@@ -137,10 +144,13 @@ macro_rules! sql_store {
                         if c > 1 {
                             sql.push(',');
                         }
-                        sql.push_str(&format!("${}", b + c));
+                        sql.push_str(&format!(concat!($param, "{}"), b + c));
                     }
                     sql.push(')');
                 }
+                // A request id seen before is an idempotent retry, not an
+                // error: skip the row and let the caller answer with the first.
+                sql.push_str(" ON CONFLICT (request_id) DO NOTHING RETURNING issuer_id, serial");
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for r in chunk {
                     query = query
@@ -163,13 +173,14 @@ macro_rules! sql_store {
                         .bind(r.revocation_synced)
                         .bind(r.create_time);
                 }
-                query.execute(&mut **tx).await.map_err(|e| {
+                // Only the primary key can still collide (a repeated serial).
+                let rows = query.fetch_all(&mut **tx).await.map_err(|e| {
                     StoreError::from_sqlx(e, || match chunk {
-                        [one] => format!("a certificate for request {}", one.request_id.as_deref().unwrap_or("-")),
-                        _ => "one of the requests".to_owned(),
+                        [one] => one.name(),
+                        _ => "a serial number of this batch".to_owned(),
                     })
                 })?;
-                Ok(())
+                rows.iter().map(|row| Ok((row.try_get("issuer_id")?, row.try_get("serial")?))).collect()
             }
         }
 
@@ -365,27 +376,44 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn insert_issued(&self, issued: &[IssuedRecord], events: Vec<NewAuditEvent>) -> Result<(), StoreError> {
-                let mut tx = self.begin().await?;
-                for chunk in issued.chunks(INSERT_CHUNK) {
-                    Self::insert_issued_chunk(&mut tx, chunk).await?;
+            async fn insert_issued(
+                &self,
+                issued: &[IssuedRecord],
+                events: &[NewAuditEvent],
+            ) -> Result<Vec<bool>, StoreError> {
+                if issued.len() != events.len() {
+                    return Err(StoreError::Internal(format!(
+                        "insert_issued: {} certificates but {} audit events",
+                        issued.len(),
+                        events.len()
+                    )));
                 }
+                let mut tx = self.begin().await?;
+                let mut inserted = std::collections::HashSet::new();
+                for chunk in issued.chunks(INSERT_CHUNK) {
+                    inserted.extend(Self::insert_issued_chunk(&mut tx, chunk).await?);
+                }
+                let done: Vec<bool> =
+                    issued.iter().map(|r| inserted.contains(&(r.issuer_id.clone(), r.serial.clone()))).collect();
+                // No change, no event: a skipped repeat records nothing.
+                let events: Vec<&NewAuditEvent> =
+                    events.iter().zip(&done).filter(|(_, inserted)| **inserted).map(|(e, _)| e).collect();
                 for chunk in events.chunks(INSERT_CHUNK) {
                     let mut sql = "INSERT INTO outbox (event) VALUES ".to_owned();
                     for i in 0..chunk.len() {
                         if i > 0 {
                             sql.push(',');
                         }
-                        sql.push_str(&format!("(${})", i + 1));
+                        sql.push_str(&format!(concat!("(", $param, "{})"), i + 1));
                     }
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for event in chunk {
-                        query = query.bind(json(event));
+                        query = query.bind(json(*event));
                     }
                     query.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
-                Ok(())
+                Ok(done)
             }
 
             async fn issued_by_request(&self, request_id: &str) -> Result<Option<IssuedRecord>, StoreError> {
@@ -644,7 +672,8 @@ macro_rules! sql_store {
             async fn outbox_ack(&self, ids: &[i64]) -> Result<(), StoreError> {
                 let mut tx = self.begin().await?;
                 for chunk in ids.chunks(INSERT_CHUNK) {
-                    let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                    let placeholders: Vec<String> =
+                        (1..=chunk.len()).map(|i| format!(concat!($param, "{}"), i)).collect();
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "DELETE FROM outbox WHERE id IN ({})",
                         placeholders.join(",")
@@ -667,6 +696,15 @@ sql_store!(
     sqlx::SqlitePool,
     sqlx::sqlite::SqliteRow,
     Some("UPDATE outbox SET id = id WHERE 0"),
-    ""
+    "",
+    "?"
 );
-sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, sqlx::postgres::PgRow, None::<&'static str>, " FOR UPDATE");
+sql_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    sqlx::PgPool,
+    sqlx::postgres::PgRow,
+    None::<&'static str>,
+    " FOR UPDATE",
+    "$"
+);
