@@ -21,7 +21,7 @@ pub struct ServerArgs {
     /// A TOML config file (see deploy/certctl.example.toml).
     #[arg(long, env = "CERTCTL_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Roles to run: `all`, or a comma-separated list of inventory, audit, gateway.
+    /// Roles to run: `all`, or a comma-separated list of inventory, audit, issuance, scheduler, gateway.
     #[arg(long, env = "CERTCTL_ROLES", value_delimiter = ',')]
     pub roles: Option<Vec<String>>,
     /// The public address: the gateway's when it runs here, else the services' gRPC address [default: 127.0.0.1:8080].

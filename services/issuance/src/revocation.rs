@@ -154,7 +154,17 @@ impl Issuance {
         let mut done = 0;
         for record in self.store.unsynced(SYNC_BATCH).await? {
             if record.certificate_version.is_none() {
-                self.record_in_inventory(&system, record.clone()).await?;
+                match self.record_in_inventory(&system, record.clone()).await {
+                    Ok(_) => {}
+                    // The inventory will never take it (its certificate was
+                    // deleted or changed meanwhile): stop offering it, so the
+                    // records queued behind it are not held up for ever.
+                    Err(IssuanceError::Domain(refusal)) => {
+                        tracing::warn!(issued = %record.name(), %refusal, "the inventory refused a signed version");
+                        self.store.set_certificate_version(&record.issuer_id, &record.serial, "").await?;
+                    }
+                    Err(e) => return Err(e),
+                }
                 done += 1;
                 continue;
             }
@@ -164,8 +174,9 @@ impl Issuance {
                     .record_revocation(&system, version, revocation.reason.as_str(), revocation.time)
                     .await
                 {
-                    Ok(()) | Err(InventoryError::NotFound(_)) => {
-                        // A deleted certificate has nothing left to mark.
+                    Ok(()) | Err(InventoryError::NotFound(_) | InventoryError::Refused(_)) => {
+                        // A deleted certificate, or a version the inventory
+                        // never took, has nothing left to mark.
                         self.store.mark_revocation_synced(&record.issuer_id, &record.serial).await?;
                         done += 1;
                     }
