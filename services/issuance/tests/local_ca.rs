@@ -299,12 +299,65 @@ async fn an_rsa_ca_and_an_imported_subordinate_sign_verifiable_certificates() {
         let (ok, out) = openssl(args, &dir);
         assert!(ok, "openssl {args:?}: {out}");
     };
-    run(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ent.key", "-subj", "/CN=Enterprise Root", "-days", "30", "-out", "ent.pem"]);
-    run(&["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "sub.key", "-subj", "/CN=certctl Subordinate", "-out", "sub.csr"]);
-    p.write("ca.ext", "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n");
-    run(&["x509", "-req", "-in", "sub.csr", "-CA", "ent.pem", "-CAkey", "ent.key", "-CAcreateserial", "-days", "20", "-extfile", "ca.ext", "-out", "sub.pem"]);
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ent.key",
+        "-subj",
+        "/CN=Enterprise Root",
+        "-days",
+        "30",
+        "-out",
+        "ent.pem",
+    ]);
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "sub.key",
+        "-subj",
+        "/CN=certctl Subordinate",
+        "-out",
+        "sub.csr",
+    ]);
+    p.write(
+        "ca.ext",
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n",
+    );
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "sub.csr",
+        "-CA",
+        "ent.pem",
+        "-CAkey",
+        "ent.key",
+        "-CAcreateserial",
+        "-days",
+        "20",
+        "-extfile",
+        "ca.ext",
+        "-out",
+        "sub.pem",
+    ]);
     run(&["pkcs8", "-topk8", "-nocrypt", "-in", "sub.key", "-out", "sub.pk8"]);
-    let chain = format!("{}{}", std::fs::read_to_string(p.path("sub.pem")).unwrap(), std::fs::read_to_string(p.path("ent.pem")).unwrap());
+    let chain = format!(
+        "{}{}",
+        std::fs::read_to_string(p.path("sub.pem")).unwrap(),
+        std::fs::read_to_string(p.path("ent.pem")).unwrap()
+    );
     let import = |key: String| pb::CreateIssuerRequest {
         issuer_id: "enterprise".into(),
         issuer: Some(pb::Issuer {
@@ -318,7 +371,11 @@ async fn an_rsa_ca_and_an_imported_subordinate_sign_verifiable_certificates() {
         }),
     };
     // The wrong key is refused, and nothing is created.
-    let wrong = p.issuance.create_issuer(import(std::fs::read_to_string(p.path("ent.key")).unwrap_or_default())).await.unwrap_err();
+    let wrong = p
+        .issuance
+        .create_issuer(import(std::fs::read_to_string(p.path("ent.key")).unwrap_or_default()))
+        .await
+        .unwrap_err();
     assert_eq!(wrong.code(), Code::InvalidArgument, "{wrong:?}");
     let (_, ent_pk8) = openssl(&["pkcs8", "-topk8", "-nocrypt", "-in", "ent.key"], &dir);
     let wrong = p.issuance.create_issuer(import(ent_pk8)).await.unwrap_err();
@@ -367,11 +424,16 @@ async fn an_rsa_ca_and_an_imported_subordinate_sign_verifiable_certificates() {
         .issued_certificate
         .unwrap();
     p.write("get.pem", &pem_blocks(&issued.pem_chain)[0]);
-    let (ok, out) = openssl(&["ocsp", "-issuer", "rsa-int.pem", "-cert", "get.pem", "-no_nonce", "-reqout", "req.der"], &dir);
+    let (ok, out) =
+        openssl(&["ocsp", "-issuer", "rsa-int.pem", "-cert", "get.pem", "-no_nonce", "-reqout", "req.der"], &dir);
     assert!(ok, "{out}");
     let request = std::fs::read(p.path("req.der")).unwrap();
     use base64::Engine as _;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&request).replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    let encoded = base64::engine::general_purpose::STANDARD
+        .encode(&request)
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
     let (status, answer) = fetch(&format!("{}/pki/rsa/intermediate-1/ocsp/{encoded}", p.gateway)).await;
     assert_eq!(status, 200);
     p.write("resp.der", &answer);
@@ -396,12 +458,8 @@ async fn a_server_keyed_key_is_handed_out_once() {
     };
     let short = p.issuance.export_private_key(export(pb::KeyFormat::Pkcs12, "short")).await.unwrap_err();
     assert_eq!(short.code(), Code::InvalidArgument);
-    let p12 = p
-        .issuance
-        .export_private_key(export(pb::KeyFormat::Pkcs12, "a long passphrase"))
-        .await
-        .unwrap()
-        .into_inner();
+    let p12 =
+        p.issuance.export_private_key(export(pb::KeyFormat::Pkcs12, "a long passphrase")).await.unwrap().into_inner();
     assert_eq!(p12.content_type, "application/x-pkcs12");
     p.write("out.p12", &p12.content);
     let (ok, out) = openssl(&["pkcs12", "-in", "out.p12", "-passin", "pass:a long passphrase", "-nodes"], p.dir.path());
