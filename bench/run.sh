@@ -3,6 +3,7 @@
 # a million certificates it runs for most of an hour.
 #
 #   bench/run.sh [COUNT]            default COUNT=1000000
+#   bench/run.sh issue              the issuance benchmark (SignCertificate over gRPC)
 #
 # Environment:
 #   BENCH_BACKENDS      "sqlite postgres" (default) or one of them
@@ -11,7 +12,10 @@
 #   BENCH_TIME_LIMIT    seconds before the whole run stops itself (default 10800)
 #   BENCH_WORK_DIR      where data, logs and results go (default: a new /tmp/certctl-bench.*)
 #   CERTCTL_BENCH_DATABASE_URL  use this PostgreSQL instead of a throwaway cluster on
-#                       port 15434 (its `inventory` schema is DROPPED and reseeded)
+#                       port 15434 (its `inventory` schema is DROPPED and reseeded; the
+#                       issuance benchmark creates and drops databases certctl_issue_*)
+#   BENCH_BASELINE_BIN  issue only: another certctl binary (for example the commit before
+#                       a change) measured in the same run, as variant `baseline`
 set -euo pipefail
 
 # Stop by itself: re-run under timeout, which signals the whole process group.
@@ -19,6 +23,11 @@ if [ -z "${BENCH_UNDER_TIMEOUT:-}" ]; then
     BENCH_UNDER_TIMEOUT=1 exec timeout -k 30 "${BENCH_TIME_LIMIT:-10800}" "$0" "$@"
 fi
 
+SUITE=inventory
+if [ "${1:-}" = issue ]; then
+    SUITE=issue
+    shift
+fi
 COUNT=${1:-1000000}
 RUNS=${BENCH_RUNS:-3}
 DURATION=${BENCH_DURATION:-20}
@@ -29,7 +38,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${BENCH_WORK_DIR:-$(mktemp -d /tmp/certctl-bench.XXXXXX)}
 mkdir -p "$WORK"
 RESULTS=$WORK/results.jsonl
-BIN=$ROOT/target/release
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 URL=http://127.0.0.1:$PORT
 SERVER_PID=
 PG_DIR=
@@ -50,7 +59,7 @@ start_server() { # backend-args...
         log "something already listens on port $PORT; stop it first"
         exit 1
     fi
-    "$BIN/certctl" server --listen "127.0.0.1:$PORT" --web-dir /nonexistent "$@" >>"$WORK/server.log" 2>&1 &
+    "${SERVER_BIN:-$BIN/certctl}" server --listen "127.0.0.1:$PORT" --web-dir /nonexistent "$@" >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 120); do
         if [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/readyz")" = 200 ]; then
@@ -155,10 +164,70 @@ postgres_url() {
     echo "postgres://postgres@127.0.0.1:$PG_PORT/certctl_bench"
 }
 
+issue() { # label [certctl-bench issue args]
+    local label=$1
+    shift
+    "$BIN/certctl-bench" issue --url "$URL" --duration "$DURATION" --pid "$SERVER_PID" --json --label "$label" "$@" \
+        2> >(tee -a "$WORK/run.log" >&2) | tee -a "$RESULTS"
+}
+
+# SignCertificate over gRPC through the gateway, per backend and server binary,
+# each on a fresh database: closed-loop maximum with the P-256 Local CA, open
+# loop at 2000/s (the latency goal), closed-loop maximum with an RSA-2048 CA.
+issue_suite() {
+    local variants=("new:$BIN/certctl") entry variant run admin db_args
+    [ -z "${BENCH_BASELINE_BIN:-}" ] || variants+=("baseline:$BENCH_BASELINE_BIN")
+    CERTCTL_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
+    export CERTCTL_MASTER_KEY
+    for backend in $BACKENDS; do
+        for entry in "${variants[@]}"; do
+            variant=${entry%%:*}
+            SERVER_BIN=${entry#*:}
+            case $backend in
+                sqlite)
+                    rm -rf "$WORK/issue-sqlite"
+                    db_args=(--data-dir "$WORK/issue-sqlite")
+                    ;;
+                postgres)
+                    admin=$(postgres_url)
+                    psql "$admin" -qc "DROP DATABASE IF EXISTS certctl_issue_$variant" -c "CREATE DATABASE certctl_issue_$variant" >/dev/null
+                    db_args=(--database-url "${admin%/*}/certctl_issue_$variant")
+                    ;;
+                *) log "unknown backend $backend"; exit 1 ;;
+            esac
+            start_server --roles all "${db_args[@]}"
+            log "$backend/$variant: warm-up (and the RSA-2048 issuer)"
+            DURATION=5 issue "$backend/$variant/warmup" >/dev/null
+            DURATION=5 issue "$backend/$variant/warmup-rsa" --issuer issuers/bench-rsa --create-issuer-key rsa-2048 >/dev/null
+            for run in $(seq 1 "$RUNS"); do
+                wait_quiet
+                log "$backend/$variant: run $run"
+                issue "$backend/$variant/max-p256/run$run" >/dev/null
+                issue "$backend/$variant/rate2000-p256/run$run" --rate 2000 >/dev/null
+                issue "$backend/$variant/max-rsa2048/run$run" --issuer issuers/bench-rsa >/dev/null
+            done
+            stop_server
+            [ "$backend" != postgres ] || psql "$admin" -qc "DROP DATABASE certctl_issue_$variant WITH (FORCE)" >/dev/null
+        done
+    done
+    jq -rs '
+      def median: sort | .[length / 2 | floor];
+      map(select(.label | test("/run[0-9]+$")) | . + {key: (.label | sub("/run[0-9]+$"; ""))})
+      | group_by(.key)[]
+      | "\(.[0].key)\toffered \(.[0].offered_rate // "max")\tachieved \(map(.achieved_rate) | median)/s\tp50 \(map(.p50_ms) | median) ms\tp90 \(map(.p90_ms) | median) ms\tp99 \(map(.p99_ms) | median) ms\tmax \(map(.max_ms) | max) ms\terrors \(map(.errors) | add)\tserver cpu \(map(.server_cpu_us_per_request) | median) us/req\tbench cpu \(map(.bench_cpu_pct) | median)%\tothers cpu \(map(.others_cpu_pct) | median)%"
+    ' "$RESULTS" | tee "$WORK/summary.tsv"
+    log "results in $RESULTS, summary in $WORK/summary.tsv"
+}
+
 log "work dir $WORK; $COUNT certificates; backends: $BACKENDS; $RUNS runs of ${DURATION}s"
 log "code: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- . ':!bench' ':!docs' || echo ' (with uncommitted changes)')"
 log "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)"
 (cd "$ROOT" && cargo build --release -p certctl -p certctl-bench)
+
+if [ "$SUITE" = issue ]; then
+    issue_suite
+    exit 0
+fi
 
 for backend in $BACKENDS; do
     case $backend in

@@ -198,7 +198,7 @@ async fn fetch(client: &Client<HttpConnector, Empty<Bytes>>, url: &Uri) -> anyho
 }
 
 /// Nearest-rank percentile of sorted samples; zero when there are none.
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

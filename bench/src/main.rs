@@ -4,17 +4,23 @@
 //!   for a million certificates in minutes;
 //! - `load` drives open-loop HTTP/1.1 load at a running `certctl server` on
 //!   loopback and prints latency percentiles;
+//! - `issue` drives `SignCertificate` over gRPC at a running server, open
+//!   loop at a fixed rate or closed loop for the maximum throughput;
+//! - `issue-phases` times the steps of one issuance in this process (CSR
+//!   verification, signing, recording one or a batch per transaction);
 //! - `rss` prints a process's resident memory.
 //!
 //! With `--pid`, `load` also reports the server's memory and its CPU time per
 //! request, and how busy the whole machine was, so noisy runs show as such.
 //!
 //! Architecture invariant: the benchmark talks to the server only through its
-//! public REST API; the only thing it knows about the inventory's internals is
+//! public API (REST, and gRPC for issuance); the only thing it knows about the inventory's internals is
 //! the row layout `seed` writes, which its test checks by reading the rows
 //! back through the inventory's own store.
 
+mod issue;
 mod load;
+mod phases;
 mod procfs;
 mod seed;
 
@@ -38,6 +44,10 @@ enum Command {
     Seed(SeedArgs),
     /// Sends requests at a fixed rate to a loopback URL and reports latencies.
     Load(LoadArgs),
+    /// Signs CSRs over gRPC (`SignCertificate`) and reports throughput and latencies.
+    Issue(IssueArgs),
+    /// Times CSR verification, signing and recording in this process.
+    IssuePhases(PhasesArgs),
     /// Prints the resident memory of a process (VmRSS and VmHWM, KiB).
     Rss {
         #[arg(long)]
@@ -96,6 +106,65 @@ struct LoadArgs {
     /// A name for this run, copied into the output.
     #[arg(long, default_value = "")]
     label: String,
+}
+
+#[derive(Debug, Args)]
+struct IssueArgs {
+    /// The server's public gRPC URL; must be a loopback address.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The issuer to sign with.
+    #[arg(long, default_value = "issuers/local")]
+    issuer: String,
+    /// Create the issuer first (a generated Local CA hierarchy) if it does
+    /// not exist: `rsa-2048`, `ecdsa-p256`, ...
+    #[arg(long)]
+    create_issuer_key: Option<String>,
+    /// Offered load, requests per second (open loop); without it, closed loop.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Requests in flight at most (open loop), or callers (closed loop).
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// HTTP/2 connections to spread the requests over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds before a request counts as timed out.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    /// Distinct CSRs generated before the run and reused in turn.
+    #[arg(long, default_value_t = 2000)]
+    csrs: usize,
+    /// Send a fresh request id with every request (idempotent signing).
+    #[arg(long)]
+    request_ids: bool,
+    /// Measure this process's CPU (the server) during the run.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Print the result as one JSON object on stdout (the summary goes to stderr).
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(Debug, Args)]
+struct PhasesArgs {
+    /// Certificates per phase.
+    #[arg(long, default_value_t = 2000)]
+    count: usize,
+    /// Certificates per transaction in the batched recording phase.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// PostgreSQL to record into (an `issuance` schema is created in it);
+    /// without it, SQLite in a temporary directory.
+    #[arg(long)]
+    database_url: Option<String>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[tokio::main]
@@ -163,6 +232,85 @@ async fn main() -> anyhow::Result<()> {
                     out["rss_peak_kib"] = m.peak_kib.into();
                 }
                 println!("{out}");
+            }
+        }
+        Command::Issue(args) => {
+            load::target(&args.url, "/")?;
+            let csrs = std::sync::Arc::new(tokio::task::spawn_blocking(move || issue::csrs(args.csrs)).await??);
+            let mut clients = issue::connect(&args.url, args.connections).await?;
+            if let Some(key) = &args.create_issuer_key {
+                let id = args.issuer.strip_prefix("issuers/").unwrap_or(&args.issuer);
+                let key_type =
+                    key.parse::<certctl_pki::KeyType>().map_err(|e| anyhow::anyhow!("--create-issuer-key: {e}"))?;
+                let algorithm = match key_type {
+                    certctl_pki::KeyType::EcdsaP256 => certctl_proto::types::KeyAlgorithm::EcdsaP256,
+                    certctl_pki::KeyType::EcdsaP384 => certctl_proto::types::KeyAlgorithm::EcdsaP384,
+                    certctl_pki::KeyType::Rsa2048 => certctl_proto::types::KeyAlgorithm::Rsa2048,
+                    certctl_pki::KeyType::Rsa3072 => certctl_proto::types::KeyAlgorithm::Rsa3072,
+                    certctl_pki::KeyType::Rsa4096 => certctl_proto::types::KeyAlgorithm::Rsa4096,
+                    certctl_pki::KeyType::Ed25519 => certctl_proto::types::KeyAlgorithm::Ed25519,
+                };
+                issue::ensure_issuer(&mut clients[0], id, algorithm).await?;
+            }
+            let plan = issue::Plan {
+                issuer: args.issuer.clone(),
+                rate: args.rate,
+                concurrency: args.concurrency,
+                duration: secs("--duration", args.duration)?,
+                timeout: secs("--timeout", args.timeout)?,
+                request_ids: args.request_ids,
+            };
+            let before = procfs::ticks(args.pid)?;
+            let started = std::time::Instant::now();
+            let report = issue::run(&plan, &clients, csrs).await?;
+            let cpu = procfs::CpuUse::between(before, procfs::ticks(args.pid)?);
+            let wall = started.elapsed().as_secs_f64();
+            eprintln!("{}", report.summary(&args.issuer));
+            if let Some(cpu) = cpu {
+                eprintln!(
+                    "  cpu (% of one core, {:.0} available): server {:.0}, load generator {:.0}, others {:.0}",
+                    cpu.capacity_pct,
+                    cpu.server_pct,
+                    cpu.bench_pct,
+                    cpu.others_pct()
+                );
+            }
+            if args.json {
+                let mut out = report.to_json(&args.label, &args.issuer);
+                if let Some(cpu) = cpu {
+                    if args.pid.is_some() {
+                        out["server_cpu_pct"] = round1(cpu.server_pct).into();
+                        out["server_cpu_us_per_request"] =
+                            (cpu.server_pct * 10_000.0 * wall / report.attempted().max(1) as f64).round().into();
+                    }
+                    out["bench_cpu_pct"] = round1(cpu.bench_pct).into();
+                    out["others_cpu_pct"] = round1(cpu.others_pct()).into();
+                }
+                println!("{out}");
+            }
+        }
+        Command::IssuePhases(args) => {
+            let tmp = tempfile::tempdir()?;
+            let database = match args.database_url {
+                Some(url) => DatabaseConfig::Postgres { url },
+                None => DatabaseConfig::Sqlite { data_dir: tmp.path().to_owned() },
+            };
+            let count = args.count.max(2);
+            let csrs = tokio::task::spawn_blocking(move || issue::csrs(count)).await??;
+            for phase in phases::run(&csrs, &database, args.batch).await? {
+                if args.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"phase": phase.name, "us_per_op": round1(phase.micros_per_op), "ops": phase.ops})
+                    );
+                } else {
+                    eprintln!(
+                        "{:<50} {:>9.1} µs/op  ({:.0}/s on one core)",
+                        phase.name,
+                        phase.micros_per_op,
+                        1e6 / phase.micros_per_op
+                    );
+                }
             }
         }
         Command::Rss { pid } => {
