@@ -268,8 +268,12 @@ test("issuance and jobs against a real certctl server", { timeout: 300_000 }, as
     assert.match(await row.textContent(), /Key compromise/);
 
     // The revoked filter lives in the URL and lists both.
-    await page.getByLabel("Revoked only").check();
+    // The box is controlled by the URL, which the router updates after the
+    // click: wait for the URL and then the box, instead of `check()`'s
+    // immediate assertion.
+    await page.getByLabel("Revoked only").click();
     await page.waitForURL(/revoked=1/);
+    await eventually(async () => await page.getByLabel("Revoked only").isChecked(), "the filter box checked");
     await eventually(async () => (await page.locator("table.data tbody tr", { hasText: cn }).count()) === 2, "the revoked filter");
     await page.screenshot({ path: join(SHOTS, "issued.png") });
     const tableOverflow = await page.locator(".table-wrap").evaluate((el) => el.scrollWidth - el.clientWidth);
