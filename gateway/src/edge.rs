@@ -6,8 +6,7 @@ use axum::response::Response;
 use http::HeaderValue;
 use rand::Rng;
 
-pub const ACTOR_HEADER: &str = "x-certctl-actor";
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub use certctl_common::caller::{ACTOR_HEADER, REQUEST_ID_HEADER};
 
 /// Until authentication lands every caller is the same anonymous principal;
 /// whatever the client put in the actor header is replaced, never trusted.

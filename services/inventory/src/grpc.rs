@@ -12,12 +12,10 @@ use crate::service::{Caller, CertificateFilter, ImportItem, Inventory};
 use crate::store::Store;
 
 /// Metadata keys the gateway sets on every call it forwards.
-pub const ACTOR_HEADER: &str = "x-certctl-actor";
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub use certctl_common::caller::{ACTOR_HEADER, REQUEST_ID_HEADER};
 
 pub fn caller<T>(request: &Request<T>) -> Caller {
-    let get = |key: &str| request.metadata().get(key).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    Caller { actor: get(ACTOR_HEADER), request_id: get(REQUEST_ID_HEADER) }
+    Caller::from_metadata(request.metadata())
 }
 
 fn invalid(field: &str, message: &str) -> Status {

@@ -18,11 +18,7 @@ use crate::store::{
 };
 
 /// Who is calling and under which request id; recorded in every audit event.
-#[derive(Debug, Clone, Default)]
-pub struct Caller {
-    pub actor: String,
-    pub request_id: String,
-}
+pub use certctl_common::caller::Caller;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {

@@ -80,16 +80,9 @@ impl Inventory {
             .map_err(error)?
             .into_inner();
         let c = answer.certificate.ok_or_else(|| InventoryError::Unavailable("empty answer".to_owned()))?;
-        let key_algorithm = certctl_proto::types::KeyAlgorithm::try_from(c.key_algorithm).ok().and_then(|k| match k {
-            certctl_proto::types::KeyAlgorithm::Unspecified => None,
-            certctl_proto::types::KeyAlgorithm::EcdsaP256 => Some(KeyAlgorithm::EcdsaP256),
-            certctl_proto::types::KeyAlgorithm::EcdsaP384 => Some(KeyAlgorithm::EcdsaP384),
-            certctl_proto::types::KeyAlgorithm::Rsa2048 => Some(KeyAlgorithm::Rsa2048),
-            certctl_proto::types::KeyAlgorithm::Rsa3072 => Some(KeyAlgorithm::Rsa3072),
-            certctl_proto::types::KeyAlgorithm::Rsa4096 => Some(KeyAlgorithm::Rsa4096),
-            certctl_proto::types::KeyAlgorithm::Ed25519 => Some(KeyAlgorithm::Ed25519),
-            certctl_proto::types::KeyAlgorithm::Other => Some(KeyAlgorithm::Other),
-        });
+        // A number outside the enum from a newer inventory means "unspecified" here.
+        let key_algorithm =
+            crate::grpc::key_algorithm_from_pb("certificate.key_algorithm", c.key_algorithm).ok().flatten();
         Ok(ManagedCertificate {
             id: c.name.strip_prefix("certificates/").unwrap_or(&c.name).to_owned(),
             common_name: c.common_name,
