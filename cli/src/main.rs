@@ -1,11 +1,13 @@
 //! `certctl`: the server (any set of roles) and the admin commands.
 
 mod admin;
+mod backup;
 mod ca;
 mod cert;
 mod config;
 mod demo;
 mod job;
+mod migrate;
 mod server;
 
 use std::path::PathBuf;
@@ -46,6 +48,8 @@ enum Command {
         #[command(subcommand)]
         command: ca::CaCommand,
     },
+    #[command(flatten)]
+    Data(backup::DataCommand),
     /// Platform administration.
     Admin {
         #[command(subcommand)]
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
             Command::Cert { command } => cert::run(command).await,
             Command::Job { command } => job::run(command).await,
             Command::Ca { command } => ca::run(command).await,
+            Command::Data(command) => backup::run(command).await,
             Command::Admin { command: AdminCommand::NewMasterKey } => {
                 println!("{}", certctl_common::secret::MasterKey::generate().to_base64());
                 Ok(ExitCode::SUCCESS)
