@@ -8,6 +8,8 @@
 //!   loop at a fixed rate or closed loop for the maximum throughput;
 //! - `issue-phases` times the steps of one issuance in this process (CSR
 //!   verification, signing, recording one or a batch per transaction);
+//! - `renewal-scan` times the scheduler's renewal scan over a seeded
+//!   inventory (served over gRPC in this process) into an empty job table;
 //! - `rss` prints a process's resident memory.
 //!
 //! With `--pid`, `load` also reports the server's memory and its CPU time per
@@ -22,6 +24,7 @@ mod issue;
 mod load;
 mod phases;
 mod procfs;
+mod scan;
 mod seed;
 
 use std::path::PathBuf;
@@ -48,6 +51,8 @@ enum Command {
     Issue(IssueArgs),
     /// Times CSR verification, signing and recording in this process.
     IssuePhases(PhasesArgs),
+    /// Times the scheduler's renewal scan over a seeded inventory (run `seed` first).
+    RenewalScan(ScanArgs),
     /// Prints the resident memory of a process (VmRSS and VmHWM, KiB).
     Rss {
         #[arg(long)]
@@ -72,6 +77,21 @@ struct SeedArgs {
     /// Certificates per INSERT statement and transaction.
     #[arg(long, default_value_t = 5000)]
     batch: usize,
+}
+
+#[derive(Debug, Args)]
+struct ScanArgs {
+    /// SQLite: the seeded data directory.
+    #[arg(long, conflicts_with = "database_url", required_unless_present = "database_url")]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL: the seeded database URL (the job tables go to a schema of their own).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// How many certificates are due at the scan.
+    #[arg(long, default_value_t = 100_000)]
+    due: u64,
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +190,14 @@ struct PhasesArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::RenewalScan(args) => {
+            let database = match (args.data_dir, args.database_url) {
+                (Some(data_dir), None) => DatabaseConfig::Sqlite { data_dir },
+                (None, Some(url)) => DatabaseConfig::Postgres { url },
+                _ => bail!("give exactly one of --data-dir and --database-url"),
+            };
+            scan::run(&database, &scan::Plan { due: args.due, runs: args.runs }).await?;
+        }
         Command::Seed(args) => {
             let database = match (args.data_dir, args.database_url) {
                 (Some(data_dir), None) => DatabaseConfig::Sqlite { data_dir },

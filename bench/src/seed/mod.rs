@@ -64,6 +64,8 @@ pub async fn run(config: &DatabaseConfig, plan: &Plan) -> anyhow::Result<()> {
         say(format!("  index {name} rebuilt in {:.1} s", started.elapsed().as_secs_f64()));
     }
     loaded?;
+    // Every seeded row carries its renewal time already: nothing to backfill.
+    conn.exec("DELETE FROM data_migrations WHERE name = 'renew_time'".to_owned()).await?;
     conn.finish().await?;
     Ok(())
 }
@@ -316,6 +318,7 @@ mod tests {
             issuer: None,
             environment: None,
             expire_before: None,
+            renew_before: None,
             search: None,
             order: CertificateOrder::NotAfter { descending: false },
             after: None,
@@ -346,6 +349,16 @@ mod tests {
                 assert!(certctl_pki::parse_pem_chain(&version.pem_chain).is_ok());
             }
             None => assert!(version.is_err()),
+        }
+
+        // Renewal times are what the inventory itself would have written.
+        assert!(store.run_data_migrations().await.unwrap().is_empty(), "the seed leaves nothing to backfill");
+        let due = CertificateQuery { renew_before: Some(now), order: CertificateOrder::RenewTime, ..query.clone() };
+        let due = store.list_certificates(&due).await.unwrap();
+        assert!(!due.is_empty());
+        for c in page.iter().chain(&due) {
+            let policy = certctl_domain::inventory::RenewalPolicy::default();
+            assert_eq!(c.renew_time, c.next_issue_time(&policy), "{}", c.id);
         }
 
         let summary = store.summarize(now).await.unwrap();

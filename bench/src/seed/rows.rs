@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use certctl_domain::UnixTime;
-use certctl_domain::inventory::{DAY, Owner, RenewalPolicy, Team};
+use certctl_domain::inventory::{Certificate, CurrentVersion, DAY, Owner, RenewalPolicy, Team};
 use certctl_pki::KeyType;
 use certctl_pki::generate::CertificateAuthority;
 use rand::rngs::StdRng;
@@ -189,6 +189,28 @@ impl Generator {
     }
 }
 
+impl Row {
+    /// What the inventory stores on every write (`Certificate::next_issue_time`).
+    fn renew_time(&self) -> Option<UnixTime> {
+        let certificate = Certificate {
+            id: self.id(),
+            issuer: self.issuer.name.to_owned(),
+            revoked: self.revoked,
+            create_time: self.create_time,
+            current: self.validity.map(|(not_before, not_after)| CurrentVersion {
+                version: 1,
+                serial_number: String::new(),
+                sha256_fingerprint: String::new(),
+                not_before,
+                not_after,
+            }),
+            ..Default::default()
+        };
+        // Seeded certificates have no renewal policy: the default's timing.
+        certificate.next_issue_time(&RenewalPolicy::default())
+    }
+}
+
 /// A SQL string literal.
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -238,7 +260,7 @@ pub(super) fn certificates_sql(rows: &[Row]) -> String {
     sql.push_str(
         "INSERT INTO certificates (id, display_name, common_name, sans, owner, team, environment, issuer, profile, \
          renewal_policy, targets, labels, metadata, search_text, current_version, serial_number, fingerprint, \
-         not_before, expiry_key, expiring_at, alert_lead_secs, revoked, create_time, update_time) VALUES ",
+         not_before, expiry_key, expiring_at, alert_lead_secs, revoked, create_time, update_time, renew_time) VALUES ",
     );
     for (n, row) in rows.iter().enumerate() {
         let labels: BTreeMap<&str, String> =
@@ -269,7 +291,7 @@ pub(super) fn certificates_sql(rows: &[Row]) -> String {
             sql,
             "{sep}({id}, {display}, {cn}, {sans}, {owner}, {team}, {env}, {issuer}, '', '', '[]', {labels}, '{{}}', \
              {search}, {version}, {serial}, {fingerprint}, {not_before}, {expiry_key}, {expiring_at}, {lead}, {revoked}, \
-             {created}, {update_time})",
+             {created}, {update_time}, {renew_time})",
             id = quote(&row.id()),
             display = quote(&format!("svc-{} ({})", row.index, row.environment)),
             cn = quote(&row.common_name()),
@@ -284,6 +306,7 @@ pub(super) fn certificates_sql(rows: &[Row]) -> String {
             fingerprint = quote(&fingerprint),
             revoked = if row.revoked { "TRUE" } else { "FALSE" },
             created = row.create_time,
+            renew_time = row.renew_time().map_or_else(|| "NULL".to_owned(), |t| t.to_string()),
         );
     }
     sql

@@ -165,6 +165,9 @@ pub struct Certificate {
     /// How long before not_after the certificate counts as expiring: its
     /// policy's first alert threshold.
     pub alert_lead_secs: i64,
+    /// When its next version is due (`next_issue_time` under its policy),
+    /// kept on the row so that "what is due" is one index range.
+    pub renew_time: Option<UnixTime>,
     pub create_time: UnixTime,
     pub update_time: UnixTime,
 }
@@ -177,6 +180,20 @@ impl Certificate {
     /// The moment the certificate enters its first alert threshold.
     pub fn expiring_at(&self) -> Option<UnixTime> {
         self.current.as_ref().map(|c| c.not_after - self.alert_lead_secs)
+    }
+
+    /// When certctl should issue this certificate's next version under
+    /// `policy`: at once while it has none, then at its current version's
+    /// renewal time (`renewal::renewal_time`). `None` for a certificate
+    /// certctl does not issue (no issuer) or no longer may (revoked).
+    pub fn next_issue_time(&self, policy: &RenewalPolicy) -> Option<UnixTime> {
+        if self.issuer.is_empty() || self.revoked {
+            return None;
+        }
+        Some(match &self.current {
+            None => self.create_time,
+            Some(c) => crate::renewal::renewal_time(policy, &self.id, c.version, c.not_before, c.not_after),
+        })
     }
 
     pub fn state(&self, now: UnixTime) -> CertificateState {
@@ -657,22 +674,6 @@ impl RenewalPolicy {
         i64::from(self.alert_threshold_days.iter().copied().max().unwrap_or(30)) * DAY
     }
 
-    /// When a certificate valid over [not_before, not_after] should be renewed:
-    /// the earliest of the lifetime-fraction point and the fixed lead time,
-    /// clamped into the validity window.
-    pub fn renewal_time(&self, not_before: UnixTime, not_after: UnixTime) -> UnixTime {
-        let lifetime = (not_after - not_before).max(0);
-        let mut candidates = Vec::new();
-        if let Some(f) = self.renew_before_lifetime_fraction {
-            candidates.push(not_after - (lifetime as f64 * f).round() as i64);
-        }
-        if let Some(lead) = self.renew_before_secs {
-            candidates.push(not_after - lead);
-        }
-        let earliest = candidates.into_iter().min().unwrap_or(not_after);
-        earliest.clamp(not_before, not_after)
-    }
-
     pub fn apply_update(&mut self, patch: RenewalPolicy, mask: &[String]) -> Result<(), DomainError> {
         let paths = effective_mask(
             mask,
@@ -738,26 +739,19 @@ mod tests {
     }
 
     #[test]
-    fn renewal_timing() {
-        let check = |fraction: Option<f64>, lead: Option<i64>, nb: i64, na: i64, expected: i64| {
-            let p = RenewalPolicy {
-                renew_before_lifetime_fraction: fraction,
-                renew_before_secs: lead,
-                ..Default::default()
-            };
-            assert_eq!(p.renewal_time(nb, na), expected, "{fraction:?} {lead:?}");
-        };
-        // 90-day certificate, default 1/3: renew at day 60.
-        check(Some(1.0 / 3.0), None, 0, 90 * DAY, 60 * DAY);
-        // A fixed lead of 30 days on a 1-year certificate.
-        check(None, Some(30 * DAY), 0, 365 * DAY, 335 * DAY);
-        // Both: the earliest wins.
-        check(Some(1.0 / 3.0), Some(10 * DAY), 0, 90 * DAY, 60 * DAY);
-        check(Some(0.1), Some(30 * DAY), 0, 90 * DAY, 60 * DAY);
-        // A lead longer than the lifetime clamps to not_before.
-        check(None, Some(400 * DAY), 0, 90 * DAY, 0);
-        // Minute-long test certificates.
-        check(Some(1.0 / 3.0), None, 0, 300, 200);
+    fn next_issue_time() {
+        let policy = RenewalPolicy::default();
+        let mut c = cert_with(None);
+        c.create_time = 5;
+        assert_eq!(c.next_issue_time(&policy), None, "no issuer: certctl does not issue it");
+        c.issuer = "issuers/local".into();
+        assert_eq!(c.next_issue_time(&policy), Some(5), "pending: due at once");
+        c = Certificate { issuer: c.issuer.clone(), ..cert_with(Some(90 * DAY)) };
+        let due = crate::renewal::renewal_time(&policy, "web", 1, 0, 90 * DAY);
+        assert_eq!(c.next_issue_time(&policy), Some(due));
+        assert!(due > 0 && due < 90 * DAY);
+        c.revoked = true;
+        assert_eq!(c.next_issue_time(&policy), None, "revoked: never again");
     }
 
     #[test]

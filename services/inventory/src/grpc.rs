@@ -132,6 +132,7 @@ fn certificate_to_pb(c: domain::Certificate, state: CertificateState) -> pb::Cer
         sha256_fingerprint: current.map(|v| v.sha256_fingerprint).unwrap_or_default(),
         server_keyed: c.server_keyed,
         key_algorithm: c.key_algorithm.map_or(PbKeyAlgorithm::Unspecified, key_algorithm_to_pb) as i32,
+        renew_time: c.renew_time.and_then(certctl_proto::timestamp),
     }
 }
 
@@ -347,6 +348,7 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
             issuer: r.issuer,
             environment: r.environment,
             expire_before: ts(r.expire_before),
+            renew_before: ts(r.renew_before),
             search: r.search,
             order_by: r.order_by,
         };

@@ -33,6 +33,27 @@ pub fn build<S: store::Store>(
     shutdown: Shutdown,
 ) -> certctl_proto::inventory::inventory_service_server::InventoryServiceServer<grpc::InventoryGrpc<S>> {
     let inventory = Inventory::new(store.clone());
+    tokio::spawn(finish_data_migrations(store.clone(), shutdown.clone()));
     tokio::spawn(certctl_outbox::run(store, audit, inventory.outbox_wake(), shutdown));
     grpc::InventoryGrpc::new(inventory).into_server()
+}
+
+/// Runs what the SQL migrations left to the service (`Store::run_data_migrations`)
+/// next to serving, retrying until it is done.
+async fn finish_data_migrations<S: store::Store>(store: Arc<S>, shutdown: Shutdown) {
+    loop {
+        match store.run_data_migrations().await {
+            Ok(done) => {
+                for name in done {
+                    tracing::info!(migration = %name, "finished a data migration");
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "a data migration failed; retrying in 30 s"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+            _ = shutdown.clone().wait() => return,
+        }
+    }
 }

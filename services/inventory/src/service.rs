@@ -55,6 +55,7 @@ pub struct CertificateFilter {
     pub issuer: String,
     pub environment: String,
     pub expire_before: Option<UnixTime>,
+    pub renew_before: Option<UnixTime>,
     pub search: String,
     pub order_by: String,
 }
@@ -190,12 +191,13 @@ impl<S: Store> Inventory<S> {
         Ok(())
     }
 
-    async fn alert_lead_for(&self, policy: &str) -> Result<i64> {
+    /// A certificate's renewal policy; the built-in default for none.
+    async fn policy_for(&self, policy: &str) -> Result<RenewalPolicy> {
         if policy.is_empty() {
-            return Ok(RenewalPolicy::default().alert_lead_secs());
+            return Ok(RenewalPolicy::default());
         }
         let id = name::parse("certificate.renewal_policy", Collection::RenewalPolicies, policy)?;
-        Ok(self.store.get_document::<RenewalPolicy>(id).await?.alert_lead_secs())
+        Ok(self.store.get_document::<RenewalPolicy>(id).await?)
     }
 
     // ---- certificates -------------------------------------------------------
@@ -214,7 +216,8 @@ impl<S: Store> Inventory<S> {
         let now = self.now();
         certificate.current = None;
         certificate.revoked = false;
-        certificate.alert_lead_secs = self.alert_lead_for(&certificate.renewal_policy).await?;
+        let policy = self.policy_for(&certificate.renewal_policy).await?;
+        certificate.alert_lead_secs = policy.alert_lead_secs();
         certificate.create_time = now;
         certificate.update_time = now;
         let event = self.event(
@@ -229,7 +232,7 @@ impl<S: Store> Inventory<S> {
             }),
         );
         let request_id = (!request_id.is_empty()).then_some(request_id);
-        let created = self.store.create_certificate(&certificate, request_id, event).await?;
+        let created = self.store.create_certificate(&certificate, &policy, request_id, event).await?;
         self.committed();
         Ok(created)
     }
@@ -248,7 +251,8 @@ impl<S: Store> Inventory<S> {
         let mut current = self.store.get_certificate(&patch.id).await?;
         current.apply_update(patch, mask)?;
         self.check_certificate_references(&current).await?;
-        current.alert_lead_secs = self.alert_lead_for(&current.renewal_policy).await?;
+        let policy = self.policy_for(&current.renewal_policy).await?;
+        current.alert_lead_secs = policy.alert_lead_secs();
         current.update_time = self.now();
         // Key custody is recorded as it stands after every update, whatever
         // the mask: who holds a key matters when reading the trail later.
@@ -262,9 +266,9 @@ impl<S: Store> Inventory<S> {
                 "key_algorithm": current.key_algorithm.map(KeyAlgorithm::as_str),
             }),
         );
-        self.store.update_certificate(&current, event).await?;
+        let updated = self.store.update_certificate(&current, &policy, event).await?;
         self.committed();
-        Ok(current)
+        Ok(updated)
     }
 
     pub async fn delete_certificate(&self, caller: &Caller, name: &str) -> Result<()> {
@@ -300,11 +304,13 @@ impl<S: Store> Inventory<S> {
             "name desc" => CertificateOrder::Name { descending: true },
             "create_time" | "create_time asc" => CertificateOrder::CreateTime { descending: false },
             "create_time desc" => CertificateOrder::CreateTime { descending: true },
+            "renew_time" | "renew_time asc" => CertificateOrder::RenewTime,
             other => {
                 return Err(DomainError::invalid(
                     "order_by",
                     format!(
-                        "`{other}` is not supported; use not_after, name or create_time, optionally followed by desc"
+                        "`{other}` is not supported; use not_after, name or create_time, optionally followed by \
+                         desc, or renew_time"
                     ),
                 )
                 .into());
@@ -318,6 +324,7 @@ impl<S: Store> Inventory<S> {
             &filter.issuer,
             &filter.environment,
             &format!("{:?}", filter.expire_before),
+            &format!("{:?}", filter.renew_before),
             &filter.search.to_lowercase(),
             &format!("{order:?}"),
         ]);
@@ -336,6 +343,7 @@ impl<S: Store> Inventory<S> {
             issuer: opt(&filter.issuer),
             environment: opt(&filter.environment),
             expire_before: filter.expire_before,
+            renew_before: filter.renew_before,
             search: opt(&filter.search.to_lowercase()),
             order,
             after,
@@ -352,6 +360,7 @@ impl<S: Store> Inventory<S> {
                 }
                 CertificateOrder::Name { .. } => 0,
                 CertificateOrder::CreateTime { .. } => last.create_time,
+                CertificateOrder::RenewTime => last.renew_time.unwrap_or_default(),
             };
             page::encode_token(&fingerprint, serde_json::to_value(Cursor { key, id: last.id.clone() }).expect("cursor"))
         } else {
@@ -391,6 +400,7 @@ impl<S: Store> Inventory<S> {
             }
             .into());
         }
+        let policy = self.policy_for(&existing.renewal_policy).await?;
         let now = self.now();
         let leaf = chain.leaf.clone();
         let this = self.clone();
@@ -398,7 +408,7 @@ impl<S: Store> Inventory<S> {
         let source = source.to_owned();
         let version = self
             .store
-            .add_version(id, &chain.pem, &chain.leaf, now, move |v| {
+            .add_version(id, &chain.pem, &chain.leaf, &policy, now, move |v| {
                 this.event(
                     &caller,
                     "CreateCertificateVersion",
@@ -687,9 +697,11 @@ impl<S: Store> Inventory<S> {
         let mut current: RenewalPolicy = self.store.get_document(&patch.id).await?;
         current.apply_update(patch, mask)?;
         current.update_time = self.now();
-        self.update_doc(caller, "UpdateRenewalPolicy", Collection::RenewalPolicies, &current, mask).await?;
         let name = Collection::RenewalPolicies.name(&current.id);
-        self.store.set_alert_lead(&name, current.alert_lead_secs()).await?;
+        let event = self.event(caller, "UpdateRenewalPolicy", &name, serde_json::json!({"update_mask": mask}));
+        // The policy and its certificates' alert leads and renewal times move together.
+        self.store.update_renewal_policy(&current, event).await?;
+        self.committed();
         Ok(current)
     }
 

@@ -53,6 +53,8 @@ mod concurrency;
 mod documents;
 #[path = "store_conformance/listing.rs"]
 mod listing;
+#[path = "store_conformance/renewal_times.rs"]
+mod renewal_times;
 #[path = "store_conformance/revocations.rs"]
 mod revocations;
 
@@ -200,6 +202,7 @@ pub fn query() -> CertificateQuery {
         issuer: None,
         environment: None,
         expire_before: None,
+        renew_before: None,
         search: None,
         order: CertificateOrder::NotAfter { descending: false },
         after: None,

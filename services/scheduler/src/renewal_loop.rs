@@ -1,15 +1,15 @@
 //! The renewal loop: one replica at a time (the leader of `renewal-scan`)
-//! walks the inventory and enqueues an issuance job for every managed
-//! certificate without a version and a renewal job for every version whose
-//! renewal time (`certctl_domain::renewal`) has come. Jobs are keyed by
-//! certificate and version, so a re-scan, a second leader after a failover or
-//! a manual renewal never creates a second job for the same version.
+//! asks the inventory for the certificates whose next version is due (the
+//! inventory keeps each one's renewal time, `Certificate::next_issue_time`)
+//! and enqueues an issuance job for every one without a version and a
+//! renewal job for every other. Jobs are keyed by certificate and version, so
+//! a re-scan, a second leader after a failover or a manual renewal never
+//! creates a second job for the same version.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use certctl_common::shutdown::Shutdown;
-use certctl_domain::issuance::MAX_PROFILE_LIFETIME_SECS;
 use certctl_domain::job::{JobKind, NewJob};
 use certctl_domain::renewal;
 
@@ -23,16 +23,6 @@ pub const LEADER_NAME: &str = "renewal-scan";
 pub struct ScanReport {
     pub examined: usize,
     pub enqueued: usize,
-}
-
-/// The job a certificate needs now, if any.
-pub fn due_job(certificate: &Managed, policy: &certctl_domain::inventory::RenewalPolicy, now: i64) -> Option<NewJob> {
-    if let Some((version, not_before, not_after)) = certificate.current
-        && renewal::renewal_time(policy, &certificate.id, version, not_before, not_after) > now
-    {
-        return None;
-    }
-    next_version_job(certificate)
 }
 
 /// The job that issues a certificate's next version (its first, or the
@@ -53,41 +43,30 @@ pub fn next_version_job(certificate: &Managed) -> Option<NewJob> {
     Some(job)
 }
 
-/// Scans the inventory once and enqueues what is due.
+/// Reads what is due from the inventory once and enqueues it.
 pub async fn scan_once<S: Store + ?Sized>(store: &S, upstreams: &Upstreams) -> Result<ScanReport, String> {
     let now = store.clock().now();
     let mut report = ScanReport::default();
-    // Pending certificates sort last by expiry; they get a pass of their own.
-    for pending in [true, false] {
-        let mut token = String::new();
-        loop {
-            let (page, next) = upstreams.certificates(&token, pending).await.map_err(describe)?;
-            let mut jobs = Vec::new();
-            let mut past_horizon = false;
-            for certificate in &page {
-                report.examined += 1;
-                if let Some((_, _, not_after)) = certificate.current
-                    && not_after - now > MAX_PROFILE_LIFETIME_SECS
-                {
-                    // Nothing this far from expiry can be due: no profile
-                    // issues lifetimes this long.
-                    past_horizon = true;
-                    break;
-                }
-                let policy = upstreams.policy(&certificate.renewal_policy, now).await.map_err(describe)?;
-                jobs.extend(due_job(certificate, &policy, now));
+    let mut page = upstreams.due(now, "").await.map_err(describe)?;
+    loop {
+        let (certificates, next) = page;
+        report.examined += certificates.len();
+        let jobs: Vec<NewJob> = certificates.iter().filter_map(next_version_job).collect();
+        // Enqueue one page while the next is read: the two take about as long.
+        let fetch = async { if next.is_empty() { None } else { Some(upstreams.due(now, &next).await) } };
+        let enqueue = async {
+            if jobs.is_empty() {
+                return Ok(0);
             }
-            if !jobs.is_empty() {
-                let enqueued = store.enqueue_many(jobs).await.map_err(|e| e.to_string())?;
-                report.enqueued += enqueued.iter().filter(|e| e.created).count();
-            }
-            if next.is_empty() || past_horizon {
-                break;
-            }
-            token = next;
+            store.enqueue_many(jobs).await.map(|done| done.iter().filter(|e| e.created).count())
+        };
+        let (fetched, enqueued) = tokio::join!(fetch, enqueue);
+        report.enqueued += enqueued.map_err(|e| e.to_string())?;
+        match fetched {
+            Some(fetched) => page = fetched.map_err(describe)?,
+            None => return Ok(report),
         }
     }
-    Ok(report)
 }
 
 fn describe(e: CallError) -> String {

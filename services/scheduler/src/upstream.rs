@@ -2,22 +2,19 @@
 //! due) and issuance (sign). With `grpc.rs`, the only module that sees proto
 //! types.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use certctl_common::caller::Caller;
 use certctl_domain::UnixTime;
-use certctl_domain::inventory::RenewalPolicy;
 use certctl_proto::inventory::inventory_service_client::InventoryServiceClient;
-use certctl_proto::inventory::{GetCertificateRequest, GetRenewalPolicyRequest, ListCertificatesRequest};
+use certctl_proto::inventory::{GetCertificateRequest, ListCertificatesRequest};
 use certctl_proto::issuance::IssueCertificateRequest;
 use certctl_proto::issuance::issuance_service_client::IssuanceServiceClient;
 use tonic::transport::Channel;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// Renewal policies change rarely; a scan re-reads them after this long.
-const POLICY_TTL_SECS: i64 = 60;
+/// Certificates per page of the renewal scan.
+const DUE_PAGE_SIZE: i32 = 1000;
 
 /// What the scheduler needs to know of a managed certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +22,6 @@ pub struct Managed {
     pub id: String,
     /// `issuers/{id}`; empty means the inventory only tracks it (imported).
     pub issuer: String,
-    pub renewal_policy: String,
     /// The current version's number and validity, if it has one.
     pub current: Option<(i64, UnixTime, UnixTime)>,
     pub revoked: bool,
@@ -72,7 +68,6 @@ fn managed(c: certctl_proto::inventory::Certificate) -> Managed {
     Managed {
         id: c.name.strip_prefix("certificates/").unwrap_or(&c.name).to_owned(),
         issuer: c.issuer,
-        renewal_policy: c.renewal_policy,
         current,
         revoked: c.state == certctl_proto::inventory::CertificateState::Revoked as i32,
     }
@@ -82,7 +77,6 @@ fn managed(c: certctl_proto::inventory::Certificate) -> Managed {
 pub struct Upstreams {
     inventory: InventoryServiceClient<Channel>,
     issuance: IssuanceServiceClient<Channel>,
-    policies: Arc<Mutex<HashMap<String, (UnixTime, RenewalPolicy)>>>,
 }
 
 impl Upstreams {
@@ -90,21 +84,20 @@ impl Upstreams {
         Self {
             inventory: InventoryServiceClient::new(inventory).max_decoding_message_size(64 << 20),
             issuance: IssuanceServiceClient::new(issuance),
-            policies: Arc::default(),
         }
     }
 
-    /// One page of certificates, soonest expiry first.
-    pub async fn certificates(&self, page_token: &str, pending: bool) -> Result<(Vec<Managed>, String), CallError> {
-        let state = if pending { certctl_proto::inventory::CertificateState::Pending as i32 } else { 0 };
+    /// One page of the certificates due for their next version by `now`
+    /// (the inventory keeps each one's renewal time), soonest due first.
+    pub async fn due(&self, now: UnixTime, page_token: &str) -> Result<(Vec<Managed>, String), CallError> {
         let answer = self
             .inventory
             .clone()
             .list_certificates(request(ListCertificatesRequest {
-                page_size: 1000,
+                page_size: DUE_PAGE_SIZE,
                 page_token: page_token.to_owned(),
-                state,
-                order_by: "not_after".to_owned(),
+                renew_before: certctl_proto::timestamp(now),
+                order_by: "renew_time".to_owned(),
                 ..Default::default()
             }))
             .await
@@ -122,35 +115,6 @@ impl Upstreams {
             .map_err(classify)?
             .into_inner();
         answer.certificate.map(managed).ok_or_else(|| CallError::Unavailable("empty answer".to_owned()))
-    }
-
-    /// A renewal policy (empty name: the built-in default), cached briefly.
-    pub async fn policy(&self, name: &str, now: UnixTime) -> Result<RenewalPolicy, CallError> {
-        if name.is_empty() {
-            return Ok(RenewalPolicy::default());
-        }
-        if let Some((at, policy)) = self.policies.lock().expect("policy cache").get(name)
-            && now - at < POLICY_TTL_SECS
-        {
-            return Ok(policy.clone());
-        }
-        let answer = self
-            .inventory
-            .clone()
-            .get_renewal_policy(request(GetRenewalPolicyRequest { name: name.to_owned() }))
-            .await
-            .map_err(classify)?
-            .into_inner();
-        let p = answer.renewal_policy.unwrap_or_default();
-        let policy = RenewalPolicy {
-            id: name.trim_start_matches("renewalPolicies/").to_owned(),
-            renew_before_lifetime_fraction: (p.renew_before_lifetime_fraction > 0.0)
-                .then_some(p.renew_before_lifetime_fraction),
-            renew_before_secs: p.renew_before.map(|d| d.seconds).filter(|s| *s > 0),
-            ..RenewalPolicy::default()
-        };
-        self.policies.lock().expect("policy cache").insert(name.to_owned(), (now, policy.clone()));
-        Ok(policy)
     }
 
     /// Issues the next version; `request_id` makes a repeated call (a retry

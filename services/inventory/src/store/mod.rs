@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use certctl_common::StoreError;
 use certctl_domain::UnixTime;
 use certctl_domain::audit::NewAuditEvent;
-use certctl_domain::inventory::{Certificate, CertificateState, CertificateVersion, ParsedCertificate, Revocation};
+use certctl_domain::inventory::{
+    Certificate, CertificateState, CertificateVersion, ParsedCertificate, RenewalPolicy, Revocation,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -18,9 +20,17 @@ pub use sql::{PostgresStore, SqliteStore};
 /// How certificate listings are ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CertificateOrder {
-    NotAfter { descending: bool },
-    Name { descending: bool },
-    CreateTime { descending: bool },
+    NotAfter {
+        descending: bool,
+    },
+    Name {
+        descending: bool,
+    },
+    CreateTime {
+        descending: bool,
+    },
+    /// Soonest due first; lists only certificates with a renewal time.
+    RenewTime,
 }
 
 /// The position after the last row of a page.
@@ -38,6 +48,8 @@ pub struct CertificateQuery {
     pub issuer: Option<String>,
     pub environment: Option<String>,
     pub expire_before: Option<UnixTime>,
+    /// Only certificates due for their next version at or before this time.
+    pub renew_before: Option<UnixTime>,
     /// Lower-case substring of the CN or a SAN.
     pub search: Option<String>,
     pub order: CertificateOrder,
@@ -105,22 +117,36 @@ impl Table {
 pub trait Store: Outbox {
     /// Inserts a certificate. With a `request_id` already used, returns the
     /// certificate that request created instead.
+    ///
+    /// Every write that can move a certificate's renewal time takes the
+    /// certificate's renewal `policy` and stores `next_issue_time` as the row
+    /// stands when the transaction commits.
     async fn create_certificate(
         &self,
         certificate: &Certificate,
+        policy: &RenewalPolicy,
         request_id: Option<&str>,
         event: NewAuditEvent,
     ) -> Result<Certificate, StoreError>;
     async fn get_certificate(&self, id: &str) -> Result<Certificate, StoreError>;
     /// Replaces the caller-settable fields of an existing certificate.
-    async fn update_certificate(&self, certificate: &Certificate, event: NewAuditEvent) -> Result<(), StoreError>;
+    async fn update_certificate(
+        &self,
+        certificate: &Certificate,
+        policy: &RenewalPolicy,
+        event: NewAuditEvent,
+    ) -> Result<Certificate, StoreError>;
     async fn delete_certificate(&self, id: &str, event: NewAuditEvent) -> Result<(), StoreError>;
     async fn list_certificates(&self, query: &CertificateQuery) -> Result<Vec<Certificate>, StoreError>;
     async fn summarize(&self, now: UnixTime) -> Result<Summary, StoreError>;
     /// True when some certificate references `name` through `column`.
     async fn certificate_references(&self, column: ReferenceColumn, name: &str) -> Result<bool, StoreError>;
-    /// Moves every certificate on `policy` to a new alert lead.
-    async fn set_alert_lead(&self, policy: &str, alert_lead_secs: i64) -> Result<(), StoreError>;
+    /// Replaces a renewal policy and moves every certificate on it to the
+    /// policy's alert lead and renewal times, in one transaction.
+    async fn update_renewal_policy(&self, policy: &RenewalPolicy, event: NewAuditEvent) -> Result<(), StoreError>;
+    /// Finishes the work the SQL migrations left to the service (table
+    /// `data_migrations`), each in one transaction; returns what it did.
+    async fn run_data_migrations(&self) -> Result<Vec<String>, StoreError>;
 
     /// Appends the next version to a certificate and makes it current.
     async fn add_version(
@@ -128,6 +154,7 @@ pub trait Store: Outbox {
         certificate_id: &str,
         pem_chain: &str,
         parsed: &ParsedCertificate,
+        policy: &RenewalPolicy,
         now: UnixTime,
         event: impl FnOnce(i64) -> NewAuditEvent + Send,
     ) -> Result<CertificateVersion, StoreError>

@@ -10,7 +10,8 @@ use certctl_common::StoreError;
 use certctl_domain::UnixTime;
 use certctl_domain::audit::NewAuditEvent;
 use certctl_domain::inventory::{
-    Certificate, CertificateState, CertificateVersion, CurrentVersion, KeyAlgorithm, ParsedCertificate, Revocation,
+    Certificate, CertificateState, CertificateVersion, CurrentVersion, KeyAlgorithm, ParsedCertificate, RenewalPolicy,
+    Revocation,
 };
 use sqlx::Row;
 
@@ -21,7 +22,14 @@ use super::{
 
 const CERT_COLUMNS: &str = "id, display_name, common_name, sans, owner, team, environment, issuer, profile, \
     renewal_policy, targets, labels, metadata, current_version, serial_number, fingerprint, not_before, \
-    expiry_key, alert_lead_secs, revoked, create_time, update_time, server_keyed, key_algorithm";
+    expiry_key, alert_lead_secs, revoked, create_time, update_time, server_keyed, key_algorithm, renew_time";
+
+/// What rescheduling needs of a certificate row.
+const SCHEDULE_COLUMNS: &str =
+    "id, issuer, renewal_policy, revoked, current_version, not_before, expiry_key, create_time";
+
+/// Certificates rescheduled per statement when a policy changes.
+const RESCHEDULE_BATCH: i64 = 1000;
 
 /// What `add_version` writes; a version is immutable apart from its revocation.
 const VERSION_COLUMNS: &str = "certificate_id, version, pem_chain, serial_number, fingerprint, subject, issuer_dn, \
@@ -139,10 +147,18 @@ fn list_sql(q: &CertificateQuery, fts_phrase: Option<String>) -> ListSql {
         let p = int(t);
         conds.push(format!("expiry_key < ${p}"));
     }
+    if let Some(t) = q.renew_before {
+        let p = int(t);
+        conds.push(format!("renew_time <= ${p}"));
+    }
     let (key_col, descending) = match q.order {
         CertificateOrder::NotAfter { descending } => ("expiry_key", descending),
         CertificateOrder::Name { descending } => ("0", descending),
         CertificateOrder::CreateTime { descending } => ("create_time", descending),
+        CertificateOrder::RenewTime => {
+            conds.push("renew_time IS NOT NULL".to_owned());
+            ("renew_time", false)
+        }
     };
     if let Some(after) = &q.after {
         let cmp = if descending { "<" } else { ">" };
@@ -196,7 +212,7 @@ fn ordered_binds(ints: Vec<(usize, i64)>, texts: Vec<(usize, String)>) -> Vec<Bi
 }
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $pool:ty, $row:ty, $begin_write:expr, $search_index:expr) => {
+    ($store:ident, $db:ty, $pool:ty, $row:ty, $begin_write:expr, $lock_rows:expr, $search_index:expr) => {
         /// The inventory store on this backend.
         #[derive(Debug, Clone)]
         pub struct $store {
@@ -240,6 +256,7 @@ macro_rules! sql_store {
                     current,
                     revoked: row.try_get("revoked")?,
                     alert_lead_secs: row.try_get("alert_lead_secs")?,
+                    renew_time: row.try_get("renew_time")?,
                     create_time: row.try_get("create_time")?,
                     update_time: row.try_get("update_time")?,
                 })
@@ -288,6 +305,98 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            /// Stores the renewal time of certificate `id` as its row now
+            /// stands, under `policy`, and returns the certificate.
+            async fn reschedule_one(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                id: &str,
+                policy: &RenewalPolicy,
+            ) -> Result<Certificate, StoreError> {
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {CERT_COLUMNS} FROM certificates WHERE id = $1")))
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound { resource: format!("certificates/{id}") })?;
+                let mut certificate = Self::certificate_from_row(&row)?;
+                certificate.renew_time = certificate.next_issue_time(policy);
+                sqlx::query("UPDATE certificates SET renew_time = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(certificate.renew_time)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(certificate)
+            }
+
+            /// Recomputes the alert lead and renewal time of the next
+            /// `RESCHEDULE_BATCH` certificates after id `after` on renewal
+            /// policy `only` (on any when `None`), each under
+            /// `policy_of(its renewal_policy)`. Returns the last id while
+            /// more may follow.
+            async fn reschedule_batch(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                only: Option<&str>,
+                policy_of: &(dyn Fn(&str) -> RenewalPolicy + Sync),
+                after: &str,
+            ) -> Result<Option<String>, StoreError> {
+                let filter = if only.is_some() { " AND renewal_policy = $3" } else { "" };
+                let select = format!(
+                    "SELECT {SCHEDULE_COLUMNS} FROM certificates WHERE id > $1{filter} ORDER BY id LIMIT $2{}",
+                    $lock_rows
+                );
+                {
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(select)).bind(after).bind(RESCHEDULE_BATCH);
+                    if let Some(policy) = only {
+                        q = q.bind(policy);
+                    }
+                    let rows = q.fetch_all(&mut **tx).await?;
+                    let Some(last) = rows.last() else { return Ok(None) };
+                    let last_id: String = last.try_get("id")?;
+                    let mut values = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        let current_version: Option<i64> = row.try_get("current_version")?;
+                        let certificate = Certificate {
+                            id: row.try_get("id")?,
+                            issuer: row.try_get("issuer")?,
+                            revoked: row.try_get("revoked")?,
+                            current: match current_version {
+                                Some(version) => Some(CurrentVersion {
+                                    version,
+                                    serial_number: String::new(),
+                                    sha256_fingerprint: String::new(),
+                                    not_before: row.try_get::<Option<i64>, _>("not_before")?.unwrap_or_default(),
+                                    not_after: row.try_get("expiry_key")?,
+                                }),
+                                None => None,
+                            },
+                            create_time: row.try_get("create_time")?,
+                            ..Default::default()
+                        };
+                        let policy = policy_of(&row.try_get::<String, _>("renewal_policy")?);
+                        let renew_time = certificate.next_issue_time(&policy);
+                        values.push((certificate.id, policy.alert_lead_secs(), renew_time));
+                    }
+                    let tuples: Vec<String> = (0..values.len())
+                        .map(|i| {
+                            let n = 3 * i;
+                            format!("(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))", n + 1, n + 2, n + 3)
+                        })
+                        .collect();
+                    // VALUES columns are column1.. in both dialects.
+                    let update = format!(
+                        "UPDATE certificates SET alert_lead_secs = v.column2, \
+                         expiring_at = CASE WHEN current_version IS NULL THEN NULL ELSE expiry_key - v.column2 END, \
+                         renew_time = v.column3 FROM (VALUES {}) AS v WHERE certificates.id = v.column1",
+                        tuples.join(", ")
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(update));
+                    for (id, lead, renew_time) in values {
+                        q = q.bind(id).bind(lead).bind(renew_time);
+                    }
+                    q.execute(&mut **tx).await?;
+                    Ok(((rows.len() as i64) == RESCHEDULE_BATCH).then_some(last_id))
+                }
+            }
+
             fn bind_certificate<'q>(
                 query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
                 c: &Certificate,
@@ -318,6 +427,7 @@ macro_rules! sql_store {
             async fn create_certificate(
                 &self,
                 certificate: &Certificate,
+                policy: &RenewalPolicy,
                 request_id: Option<&str>,
                 event: NewAuditEvent,
             ) -> Result<Certificate, StoreError> {
@@ -370,9 +480,10 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| StoreError::from_sqlx(e, || certificate.name()))?;
+                let created = Self::reschedule_one(&mut tx, &certificate.id, policy).await?;
                 Self::outbox(&mut tx, &event).await?;
                 tx.commit().await?;
-                Ok(certificate.clone())
+                Ok(created)
             }
 
             async fn get_certificate(&self, id: &str) -> Result<Certificate, StoreError> {
@@ -384,7 +495,12 @@ macro_rules! sql_store {
                 Self::certificate_from_row(&row)
             }
 
-            async fn update_certificate(&self, certificate: &Certificate, event: NewAuditEvent) -> Result<(), StoreError> {
+            async fn update_certificate(
+                &self,
+                certificate: &Certificate,
+                policy: &RenewalPolicy,
+                event: NewAuditEvent,
+            ) -> Result<Certificate, StoreError> {
                 let mut tx = self.begin().await?;
                 let update = sqlx::query(
                     "UPDATE certificates SET display_name = $2, common_name = $3, sans = $4, owner = $5, team = $6, \
@@ -400,9 +516,10 @@ macro_rules! sql_store {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound { resource: certificate.name() });
                 }
+                let updated = Self::reschedule_one(&mut tx, &certificate.id, policy).await?;
                 Self::outbox(&mut tx, &event).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(updated)
             }
 
             async fn delete_certificate(&self, id: &str, event: NewAuditEvent) -> Result<(), StoreError> {
@@ -478,17 +595,68 @@ macro_rules! sql_store {
                 Ok(found.is_some())
             }
 
-            async fn set_alert_lead(&self, policy: &str, alert_lead_secs: i64) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE certificates SET alert_lead_secs = $1, \
-                     expiring_at = CASE WHEN current_version IS NULL THEN NULL ELSE expiry_key - $1 END \
-                     WHERE renewal_policy = $2",
-                )
-                .bind(alert_lead_secs)
-                .bind(policy)
-                .execute(&self.pool)
-                .await?;
+            async fn update_renewal_policy(&self, policy: &RenewalPolicy, event: NewAuditEvent) -> Result<(), StoreError> {
+                let mut tx = self.begin().await?;
+                let done = sqlx::query("UPDATE renewal_policies SET body = $2, update_time = $3 WHERE id = $1")
+                    .bind(&policy.id)
+                    .bind(json(policy))
+                    .bind(policy.update_time)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound { resource: document_name::<RenewalPolicy>(&policy.id) });
+                }
+                let name = document_name::<RenewalPolicy>(&policy.id);
+                let mut after = String::new();
+                while let Some(last) = Self::reschedule_batch(&mut tx, Some(&name), &|_| policy.clone(), &after).await? {
+                    after = last;
+                }
+                Self::outbox(&mut tx, &event).await?;
+                tx.commit().await?;
                 Ok(())
+            }
+
+            async fn run_data_migrations(&self) -> Result<Vec<String>, StoreError> {
+                let pending: Vec<String> = sqlx::query_scalar("SELECT name FROM data_migrations ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut done = Vec::new();
+                for name in pending {
+                    match name.as_str() {
+                        "renew_time" => {
+                            // One transaction per batch, so writers are not held
+                            // up for the whole table; a crash part-way starts
+                            // over, and every batch is correct on its own.
+                            let bodies: Vec<String> =
+                                sqlx::query_scalar("SELECT body FROM renewal_policies").fetch_all(&self.pool).await?;
+                            let mut policies = std::collections::HashMap::new();
+                            for body in bodies {
+                                let policy: RenewalPolicy = from_json("renewal_policies", &body)?;
+                                policies.insert(document_name::<RenewalPolicy>(&policy.id), policy);
+                            }
+                            let policy_of = |name: &str| policies.get(name).cloned().unwrap_or_default();
+                            let mut after = String::new();
+                            loop {
+                                let mut tx = self.begin().await?;
+                                let next = Self::reschedule_batch(&mut tx, None, &policy_of, &after).await?;
+                                tx.commit().await?;
+                                match next {
+                                    Some(last) => after = last,
+                                    None => break,
+                                }
+                            }
+                        }
+                        other => {
+                            return Err(StoreError::Internal(format!(
+                                "data migration `{other}` is unknown to this version of certctl; \
+                                 it was written by a newer one"
+                            )));
+                        }
+                    }
+                    sqlx::query("DELETE FROM data_migrations WHERE name = $1").bind(&name).execute(&self.pool).await?;
+                    done.push(name);
+                }
+                Ok(done)
             }
 
             async fn add_version(
@@ -496,6 +664,7 @@ macro_rules! sql_store {
                 certificate_id: &str,
                 pem_chain: &str,
                 parsed: &ParsedCertificate,
+                policy: &RenewalPolicy,
                 now: UnixTime,
                 event: impl FnOnce(i64) -> NewAuditEvent + Send,
             ) -> Result<CertificateVersion, StoreError> {
@@ -546,6 +715,7 @@ macro_rules! sql_store {
                 .bind(parsed.not_after)
                 .execute(&mut *tx)
                 .await?;
+                Self::reschedule_one(&mut tx, certificate_id, policy).await?;
                 Self::outbox(&mut tx, &event(version)).await?;
                 tx.commit().await?;
                 Ok(CertificateVersion {
@@ -629,7 +799,8 @@ macro_rules! sql_store {
                     });
                 }
                 if current == Some(version) {
-                    sqlx::query("UPDATE certificates SET revoked = TRUE, update_time = $2 WHERE id = $1")
+                    // A revoked certificate is not renewed (Certificate::next_issue_time).
+                    sqlx::query("UPDATE certificates SET revoked = TRUE, renew_time = NULL, update_time = $2 WHERE id = $1")
                         .bind(certificate_id)
                         .bind(now)
                         .execute(&mut *tx)
@@ -784,6 +955,7 @@ sql_store!(
     sqlx::SqlitePool,
     sqlx::sqlite::SqliteRow,
     Some("UPDATE outbox SET id = id WHERE 0"),
+    "", // the write lock taken at BEGIN already excludes other writers
     SearchIndex::Fts5Trigram
 );
 sql_store!(
@@ -792,6 +964,7 @@ sql_store!(
     sqlx::PgPool,
     sqlx::postgres::PgRow,
     None::<&'static str>,
+    " FOR UPDATE",
     SearchIndex::TrigramLike
 );
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use certctl_domain::inventory::{Certificate, CertificateState, CurrentVersion};
+use certctl_domain::inventory::{Certificate, CertificateState, CurrentVersion, RenewalPolicy};
 use certctl_domain::name::version_name;
 use certctl_inventory::store::{CertificateOrder, CertificateQuery, Cursor, PENDING_EXPIRY_KEY, Store, Summary};
 
@@ -124,12 +124,15 @@ async fn load<S: Store>(store: &S) -> Vec<Spec> {
     let specs = fixture();
     for (i, spec) in specs.iter().enumerate() {
         let c = spec.certificate();
-        store.create_certificate(&c, None, event("CreateCertificate", &c.name())).await.unwrap();
+        store
+            .create_certificate(&c, &RenewalPolicy::default(), None, event("CreateCertificate", &c.name()))
+            .await
+            .unwrap();
         if let Some(not_after) = spec.not_after {
             let serial = format!("{i:02X}");
             let v = parsed(&serial, not_after - 90 * DAY, not_after);
             store
-                .add_version(&spec.id, &pem(&serial), &v, NOW, |n| {
+                .add_version(&spec.id, &pem(&serial), &v, &RenewalPolicy::default(), NOW, |n| {
                     event("CreateCertificateVersion", &version_name(&spec.id, n))
                 })
                 .await
@@ -158,6 +161,7 @@ fn expected(specs: &[Spec], order: CertificateOrder, keep: &dyn Fn(&Spec) -> boo
                 CertificateOrder::NotAfter { .. } => s.not_after.unwrap_or(i64::MAX),
                 CertificateOrder::Name { .. } => 0,
                 CertificateOrder::CreateTime { .. } => s.create_time,
+                CertificateOrder::RenewTime => unreachable!("renewal-time order has its own suite, renewal_times.rs"),
             };
             (key, s.id.clone())
         })
@@ -180,6 +184,7 @@ fn cursor_after(order: CertificateOrder, last: &Certificate) -> Cursor {
         CertificateOrder::NotAfter { .. } => last.current.as_ref().map_or(PENDING_EXPIRY_KEY, |v| v.not_after),
         CertificateOrder::Name { .. } => 0,
         CertificateOrder::CreateTime { .. } => last.create_time,
+        CertificateOrder::RenewTime => unreachable!("renewal-time order has its own suite, renewal_times.rs"),
     };
     Cursor { key, id: last.id.clone() }
 }
