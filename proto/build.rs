@@ -17,6 +17,7 @@ const PROTOS: &[&str] = &[
     "certctl/audit/v1/audit.proto",
     "certctl/issuance/v1/issuance.proto",
     "certctl/scheduler/v1/scheduler.proto",
+    "certctl/notification/v1/notification.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

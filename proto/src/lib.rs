@@ -54,6 +54,16 @@ pub mod certctl {
             }
         }
     }
+    pub mod notification {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/certctl.notification.v1.rs"));
+            include!(concat!(env!("OUT_DIR"), "/certctl.notification.v1.serde.rs"));
+            include!(concat!(env!("OUT_DIR"), "/certctl.notification.v1.rest.rs"));
+            pub mod forward {
+                include!(concat!(env!("OUT_DIR"), "/certctl.notification.v1.forward.rs"));
+            }
+        }
+    }
 }
 
 pub mod rest {
@@ -65,6 +75,7 @@ pub mod rest {
 pub use certctl::audit::v1 as audit;
 pub use certctl::inventory::v1 as inventory;
 pub use certctl::issuance::v1 as issuance;
+pub use certctl::notification::v1 as notification;
 pub use certctl::scheduler::v1 as scheduler;
 pub use certctl::r#type::v1 as types;
 
@@ -74,6 +85,7 @@ pub const OPENAPI_DOCUMENTS: &[&str] = &[
     include_str!(concat!(env!("OUT_DIR"), "/certctl.audit.v1.openapi.json")),
     include_str!(concat!(env!("OUT_DIR"), "/certctl.issuance.v1.openapi.json")),
     include_str!(concat!(env!("OUT_DIR"), "/certctl.scheduler.v1.openapi.json")),
+    include_str!(concat!(env!("OUT_DIR"), "/certctl.notification.v1.openapi.json")),
 ];
 
 /// Converts JSON to a `google.protobuf.Struct` (non-objects are wrapped as `{"value": ...}`).

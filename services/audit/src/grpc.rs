@@ -168,7 +168,11 @@ impl<S: Store + ?Sized> AuditService for AuditGrpc<S> {
         let mut v = Violations::new();
         let filter = filter_from_pb(&mut v, r.start_time, r.end_time, r.actor, r.action, r.resource);
         check(v)?;
-        let page = self.inner.list(&filter, &r.order_by, r.page_size, &r.page_token).await?;
+        if r.after_sequence < 0 {
+            return Err(invalid_after_sequence());
+        }
+        let after = (r.after_sequence > 0).then_some(r.after_sequence);
+        let page = self.inner.list_after(&filter, &r.order_by, r.page_size, &r.page_token, after).await?;
         Ok(Response::new(pb::ListAuditEventsResponse {
             audit_events: page.items.into_iter().map(event_to_pb).collect(),
             next_page_token: page.next_page_token,
@@ -238,6 +242,10 @@ impl<S: Store + ?Sized> AuditIngestService for AuditIngestGrpc<S> {
             appended: i32::try_from(appended).expect("a batch holds at most MAX_BATCH events"),
         }))
     }
+}
+
+fn invalid_after_sequence() -> Status {
+    certctl_common::status_from_domain(certctl_domain::DomainError::invalid("after_sequence", "must not be negative"))
 }
 
 #[cfg(test)]

@@ -216,6 +216,19 @@ impl<S: Store + ?Sized> Audit<S> {
         page_size: i32,
         page_token: &str,
     ) -> Result<Page<AuditEvent>> {
+        self.list_after(filter, order_by, page_size, page_token, None).await
+    }
+
+    /// `list` starting after `after_sequence` (in the listing's order) when
+    /// no page token says where to continue: a follower's own cursor.
+    pub async fn list_after(
+        &self,
+        filter: &EventFilter,
+        order_by: &str,
+        page_size: i32,
+        page_token: &str,
+        after_sequence: Option<i64>,
+    ) -> Result<Page<AuditEvent>> {
         let limit = page::page_size(page_size)?;
         let descending = parse_order_by(order_by)?;
         let mut query = query_from(filter)?;
@@ -227,7 +240,7 @@ impl<S: Store + ?Sized> Audit<S> {
                     .filter(|s| *s >= 0)
                     .ok_or_else(|| DomainError::invalid("page_token", "not a page token issued by this server"))?,
             ),
-            None => None,
+            None => after_sequence,
         };
         query.descending = descending;
         // One extra row tells whether another page exists, so the last page

@@ -70,6 +70,20 @@ pub fn audit_event(
     }
 }
 
+/// The audit event of a job that failed for good (`scheduler.JobFailed`):
+/// which job, of which certificate, and why.
+pub fn job_failed_event(job: &certctl_domain::job::Job) -> NewAuditEvent {
+    let (code, message) = job.error.as_ref().map(|e| (e.code.clone(), e.message.clone())).unwrap_or_default();
+    let details = serde_json::json!({
+        "kind": job.kind.as_str(),
+        "certificate": job.certificate.clone().unwrap_or_default(),
+        "attempts": job.attempts,
+        "error_code": code,
+        "error_message": message,
+    });
+    audit_event("scheduler", "", "JobFailed", &job.name(), details)
+}
+
 /// How a scheduler replica runs.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {

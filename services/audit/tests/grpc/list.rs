@@ -24,6 +24,16 @@ async fn list_filters_and_pages(h: &Harness) {
     let ascending =
         s.list_all(pb::ListAuditEventsRequest { page_size: 333, order_by: "sequence".into(), ..list() }).await;
     assert_eq!(sequences(&ascending), (1..=EVENTS).collect::<Vec<_>>());
+    // A follower's cursor: everything after sequence 40, oldest first.
+    let followed = s
+        .list_all(pb::ListAuditEventsRequest {
+            page_size: 25,
+            order_by: "sequence".into(),
+            after_sequence: 40,
+            ..list()
+        })
+        .await;
+    assert_eq!(sequences(&followed), (41..=EVENTS).collect::<Vec<_>>());
 
     // Each filter, paged in small pages so the cursor crosses filtered gaps.
     let expect = |keep: &dyn Fn(i64) -> bool| (1..=EVENTS).rev().filter(|i| keep(*i)).collect::<Vec<_>>();

@@ -385,6 +385,11 @@ macro_rules! sql_store {
                     }
                 }
                 Self::write_changes(&mut tx, &changes, now).await?;
+                // A job that failed for good is an audit event: the trail is
+                // how others (notifications) hear of it.
+                for change in changes.iter().filter(|c| c.job.state == JobState::Failed) {
+                    Self::write_outbox(&mut tx, &crate::job_failed_event(&change.job)).await?;
+                }
                 // A retry or an agent timeout may be due before an idle worker's alarm.
                 let wake = changes.iter().any(|c| c.due_at.is_some());
                 if wake {

@@ -122,11 +122,14 @@ async fn retry_runs_a_failed_or_cancelled_job_from_scratch<S: Backend>(db: TestD
     assert_eq!(store.retry(&job.id, event("RetryJob", &job.name())).await.expect("retry").state, JobState::Pending);
     let outbox = store.outbox_batch(100).await.expect("outbox");
     let actions: Vec<&str> = outbox.iter().map(|e| e.event.action.as_str()).collect();
-    assert_eq!(actions, ["scheduler.RetryJob", "scheduler.CancelJob", "scheduler.RetryJob"]);
+    // A job that failed for good is audited too (notifications follow it).
+    assert_eq!(actions, ["scheduler.JobFailed", "scheduler.RetryJob", "scheduler.CancelJob", "scheduler.RetryJob"]);
+    assert_eq!(outbox[0].event.resource, job.name());
+    assert_eq!(outbox[0].event.details["error_code"], "X");
     // The relay acknowledges what it delivered.
-    store.outbox_ack(&[outbox[0].id, outbox[1].id]).await.expect("ack");
+    store.outbox_ack(&[outbox[0].id, outbox[1].id, outbox[2].id]).await.expect("ack");
     let left: Vec<i64> = store.outbox_batch(100).await.expect("outbox").into_iter().map(|e| e.id).collect();
-    assert_eq!(left, [outbox[2].id]);
+    assert_eq!(left, [outbox[3].id]);
 }
 
 async fn the_timeline_tells_a_jobs_story<S: Backend>(db: TestDb<S>) {
