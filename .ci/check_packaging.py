@@ -19,14 +19,15 @@ from urllib.parse import urlparse
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-ROLES = {"inventory", "audit", "issuance", "scheduler", "gateway"}
+ROLES = {"inventory", "audit", "issuance", "scheduler", "notification", "gateway"}
 # Which role calls which (docs/reference/config.md, "Which role calls which").
 CALLS = {
     "audit": set(),
     "inventory": {"audit"},
     "issuance": {"audit", "inventory"},
     "scheduler": {"audit", "inventory", "issuance"},
-    "gateway": {"audit", "inventory", "issuance", "scheduler"},
+    "notification": {"audit", "inventory"},
+    "gateway": {"audit", "inventory", "issuance", "scheduler", "notification"},
 }
 failures = []
 
@@ -123,7 +124,9 @@ def check_compose(path):
         port = listen_port(where, env)
         if len(roles) == 1 and port:
             ports[next(iter(roles))] = (name, port)
-        if "issuance" in roles and "CERTCTL_MASTER_KEY_FILE" in env:
+        if roles & {"issuance", "notification", "all"} and "CERTCTL_MASTER_KEY_FILE" not in env:
+            fail(where, "issuance and notification seal secrets with the master key: set CERTCTL_MASTER_KEY_FILE")
+        if roles & {"issuance", "notification", "all"} and "CERTCTL_MASTER_KEY_FILE" in env:
             if not env["CERTCTL_MASTER_KEY_FILE"].startswith("/run/secrets/"):
                 fail(where, "the master key should come from a compose secret under /run/secrets/")
         if not service.get("read_only") or "ALL" not in service.get("cap_drop", []):
@@ -261,9 +264,9 @@ def check_rendered(path):
                     fail(where(obj), "a gateway is ready when /readyz says so")
             elif readiness.get("grpc", {}).get("service") not in health:
                 fail(where(obj), f"its gRPC readiness probe should name one of {sorted(health)}")
+            if roles & {"issuance", "notification", "all"} and "CERTCTL_MASTER_KEY_FILE" not in env:
+                fail(where(obj), "issuance and notification need CERTCTL_MASTER_KEY_FILE")
             if "issuance" in roles or "all" in roles:
-                if "CERTCTL_MASTER_KEY_FILE" not in env:
-                    fail(where(obj), "issuance needs CERTCTL_MASTER_KEY_FILE")
                 if "CERTCTL_PUBLIC_URL" not in env:
                     fail(where(obj), "issuance needs CERTCTL_PUBLIC_URL (the gateway's URL)")
             if obj["spec"].get("replicas", 1) > 1:

@@ -21,7 +21,7 @@ pub struct ServerArgs {
     /// A TOML config file (see deploy/certctl.example.toml).
     #[arg(long, env = "CERTCTL_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Roles to run: `all`, or a comma-separated list of inventory, audit, issuance, scheduler, gateway.
+    /// Roles to run: `all`, or a comma-separated list of inventory, audit, issuance, scheduler, notification, gateway.
     #[arg(long, env = "CERTCTL_ROLES", value_delimiter = ',')]
     pub roles: Option<Vec<String>>,
     /// The public address: the gateway's when it runs here, else the services' gRPC address [default: 127.0.0.1:8080].
@@ -48,6 +48,9 @@ pub struct ServerArgs {
     /// The scheduler service's URL when it runs in another process.
     #[arg(long, env = "CERTCTL_SCHEDULER_URL")]
     pub scheduler_url: Option<String>,
+    /// The notification service's URL when it runs in another process.
+    #[arg(long, env = "CERTCTL_NOTIFICATION_URL")]
+    pub notification_url: Option<String>,
     /// Seconds between the scheduler's renewal scans of the inventory [default: 60].
     #[arg(long, env = "CERTCTL_RENEWAL_SCAN_INTERVAL")]
     pub renewal_scan_interval: Option<u64>,
@@ -101,6 +104,7 @@ struct Peers {
     audit: Option<String>,
     issuance: Option<String>,
     scheduler: Option<String>,
+    notification: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,11 +113,13 @@ pub enum Role {
     Audit,
     Issuance,
     Scheduler,
+    Notification,
     Gateway,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Inventory, Role::Audit, Role::Issuance, Role::Scheduler, Role::Gateway];
+    pub const ALL: [Role; 6] =
+        [Role::Inventory, Role::Audit, Role::Issuance, Role::Scheduler, Role::Notification, Role::Gateway];
 
     fn parse(name: &str) -> anyhow::Result<Vec<Role>> {
         Ok(match name.trim() {
@@ -122,8 +128,11 @@ impl Role {
             "audit" => vec![Self::Audit],
             "issuance" => vec![Self::Issuance],
             "scheduler" => vec![Self::Scheduler],
+            "notification" => vec![Self::Notification],
             "gateway" => vec![Self::Gateway],
-            other => bail!("unknown role `{other}`: expected all, inventory, audit, issuance, scheduler or gateway"),
+            other => bail!(
+                "unknown role `{other}`: expected all, inventory, audit, issuance, scheduler, notification or gateway"
+            ),
         })
     }
 }
@@ -138,6 +147,7 @@ pub struct ServerConfig {
     pub audit_url: Option<String>,
     pub issuance_url: Option<String>,
     pub scheduler_url: Option<String>,
+    pub notification_url: Option<String>,
     pub renewal_scan_interval: std::time::Duration,
     pub job_lease_secs: i64,
     pub master_key_file: Option<PathBuf>,
@@ -183,7 +193,9 @@ impl ServerConfig {
             }
         }
         if roles.is_empty() {
-            bail!("--roles names no role: expected all, or some of inventory, audit, issuance, scheduler, gateway");
+            bail!(
+                "--roles names no role: expected all, or some of inventory, audit, issuance, scheduler, notification, gateway"
+            );
         }
         let listen = args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen: SocketAddr =
@@ -208,6 +220,7 @@ impl ServerConfig {
             audit_url: args.audit_url.or(file.peers.audit),
             issuance_url: args.issuance_url.or(file.peers.issuance),
             scheduler_url: args.scheduler_url.or(file.peers.scheduler),
+            notification_url: args.notification_url.or(file.peers.notification),
             renewal_scan_interval: match args.renewal_scan_interval.or(file.renewal_scan_interval).unwrap_or(60) {
                 0 => bail!("--renewal-scan-interval must be at least 1 second"),
                 secs => std::time::Duration::from_secs(secs),
@@ -254,10 +267,22 @@ impl ServerConfig {
                 "the scheduler role does not run in this process: give its address with --scheduler-url (e.g. http://127.0.0.1:7004)"
             );
         }
-        let needs_inventory = self.runs(Role::Issuance) || self.runs(Role::Scheduler);
+        if self.runs(Role::Notification) && !self.runs(Role::Audit) && self.audit_url.is_none() {
+            bail!(
+                "notifications follow the audit trail and relay their own audit events: give the audit role's \
+                 address with --audit-url (e.g. http://127.0.0.1:7002)"
+            );
+        }
+        if self.runs(Role::Gateway) && !self.runs(Role::Notification) && self.notification_url.is_none() {
+            bail!(
+                "the notification role does not run in this process: give its address with --notification-url \
+                 (e.g. http://127.0.0.1:7005)"
+            );
+        }
+        let needs_inventory = self.runs(Role::Issuance) || self.runs(Role::Scheduler) || self.runs(Role::Notification);
         if needs_inventory && !self.runs(Role::Inventory) && self.inventory_url.is_none() {
             bail!(
-                "issuance and the scheduler call the inventory, which does not run in this process: \
+                "issuance, the scheduler and notifications call the inventory, which does not run in this process: \
                  give its address with --inventory-url (e.g. http://127.0.0.1:7001)"
             );
         }
@@ -341,6 +366,37 @@ mod tests {
         assert!(e.to_string().contains("--inventory-url"), "{e}");
         let e = ServerConfig::merge(args(&["--roles", "audit", "--demo"]), FileConfig::default()).unwrap_err();
         assert!(e.to_string().contains("--demo"), "{e}");
+    }
+
+    #[test]
+    fn the_notification_role_needs_its_peers() {
+        let e = ServerConfig::merge(args(&["--roles", "notification"]), FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("--audit-url"), "{e}");
+        let e =
+            ServerConfig::merge(args(&["--roles", "notification", "--audit-url", "http://a:1"]), FileConfig::default())
+                .unwrap_err();
+        assert!(e.to_string().contains("--inventory-url"), "{e}");
+        let f = file("[peers]\ninventory = \"http://i:1\"\naudit = \"http://a:1\"\nnotification = \"http://n:1\"\n");
+        let c = ServerConfig::merge(args(&["--roles", "notification"]), f).unwrap();
+        assert_eq!(c.roles, vec![Role::Notification]);
+        assert_eq!(c.notification_url.as_deref(), Some("http://n:1"));
+        let e = ServerConfig::merge(
+            args(&[
+                "--roles",
+                "gateway",
+                "--audit-url",
+                "http://a:1",
+                "--inventory-url",
+                "http://i:1",
+                "--issuance-url",
+                "http://s:1",
+                "--scheduler-url",
+                "http://j:1",
+            ]),
+            FileConfig::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("--notification-url"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod admin;
 mod backup;
 mod ca;
 mod cert;
+mod channel;
 mod config;
 mod demo;
 mod job;
@@ -43,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         command: job::JobCommand,
     },
+    /// Notification channels: list, create, and send a test message.
+    Channel {
+        #[command(subcommand)]
+        command: channel::ChannelCommand,
+    },
     /// Issuers and their CA certificates.
     Ca {
         #[command(subcommand)]
@@ -79,6 +85,7 @@ fn main() -> ExitCode {
             Command::Audit { command } => admin::audit(command).await,
             Command::Cert { command } => cert::run(command).await,
             Command::Job { command } => job::run(command).await,
+            Command::Channel { command } => channel::run(command).await,
             Command::Ca { command } => ca::run(command).await,
             Command::Data(command) => backup::run(command).await,
             Command::Admin { command: AdminCommand::NewMasterKey } => {
@@ -136,4 +143,13 @@ fn collect(path: &std::path::Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()>
         out.push(path.to_owned());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
+    }
 }

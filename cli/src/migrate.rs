@@ -10,8 +10,13 @@ use anyhow::Context as _;
 use certctl_common::db::{Database, DatabaseConfig};
 
 /// Every service that keeps a database, in the order `migrate` visits them.
-pub const SERVICES: [&str; 4] =
-    [certctl_audit::SERVICE, certctl_inventory::SERVICE, certctl_issuance::SERVICE, certctl_scheduler::SERVICE];
+pub const SERVICES: [&str; 5] = [
+    certctl_audit::SERVICE,
+    certctl_inventory::SERVICE,
+    certctl_issuance::SERVICE,
+    certctl_scheduler::SERVICE,
+    certctl_notification::SERVICE,
+];
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct MigrateArgs {
@@ -63,6 +68,7 @@ async fn migrate(service: &str, db: &Database) -> anyhow::Result<()> {
         certctl_inventory::SERVICE => certctl_inventory::migrate(db).await?,
         certctl_issuance::SERVICE => certctl_issuance::migrate(db).await?,
         certctl_scheduler::SERVICE => certctl_scheduler::migrate(db).await?,
+        certctl_notification::SERVICE => certctl_notification::migrate(db).await?,
         other => anyhow::bail!("no migrations for the service `{other}`"),
     }
     Ok(())

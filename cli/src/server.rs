@@ -23,6 +23,7 @@ const INVENTORY_SERVICE: &str = "certctl.inventory.v1.InventoryService";
 const AUDIT_SERVICES: [&str; 2] = ["certctl.audit.v1.AuditService", "certctl.audit.v1.AuditIngestService"];
 const ISSUANCE_SERVICE: &str = "certctl.issuance.v1.IssuanceService";
 const SCHEDULER_SERVICE: &str = "certctl.scheduler.v1.SchedulerService";
+const NOTIFICATION_SERVICE: &str = "certctl.notification.v1.NotificationService";
 
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     certctl_common::telemetry::init_logging(config.json_logs, "info");
@@ -38,7 +39,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let runs_services = config.runs(Role::Inventory)
         || config.runs(Role::Audit)
         || config.runs(Role::Issuance)
-        || config.runs(Role::Scheduler);
+        || config.runs(Role::Scheduler)
+        || config.runs(Role::Notification);
     // With a gateway in this process the services listen on loopback only;
     // without one, they are what --listen exposes.
     let (services_listener, gateway_listener) = match (runs_services, config.runs(Role::Gateway)) {
@@ -57,6 +59,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let inventory = peer(Role::Inventory, &config.inventory_url)?;
     let issuance = peer(Role::Issuance, &config.issuance_url)?;
     let scheduler = peer(Role::Scheduler, &config.scheduler_url)?;
+    let notification = peer(Role::Notification, &config.notification_url)?;
     // `ServerConfig` checked that every role's peers are known.
     let required = |channel: &Option<Channel>, name: &str| {
         channel.clone().with_context(|| format!("no address for the {name} service"))
@@ -88,6 +91,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             audit: required(&audit, "audit")?,
             issuance: required(&issuance, "issuance")?,
             scheduler: required(&scheduler, "scheduler")?,
+            notification: required(&notification, "notification")?,
             web_dir: Some(config.web_dir.clone()),
             cors_allowed_origins: config.cors_allowed_origins.clone(),
         };
@@ -230,7 +234,27 @@ async fn services(
                 stop.clone(),
             )),
         };
-        watch_database(tasks, db, reporter, &[SCHEDULER_SERVICE], stop);
+        watch_database(tasks, db, reporter.clone(), &[SCHEDULER_SERVICE], stop.clone());
+    }
+    if config.runs(Role::Notification) {
+        let master_key = master_key(config)?;
+        let db = open(config, certctl_notification::SERVICE).await?;
+        certctl_notification::migrate(&db).await?;
+        let upstreams = certctl_notification::upstream::Upstreams::new(
+            peers.inventory.clone().context("notifications read the inventory: give --inventory-url")?,
+            peers.audit.clone().context("notifications follow the audit trail: give --audit-url")?,
+        );
+        let audit = peers.audit.clone().context("notifications relay their audit events: give --audit-url")?;
+        let built = certctl_notification::build(
+            certctl_notification::store(db.clone()),
+            master_key,
+            upstreams,
+            audit,
+            certctl_notification::NotificationConfig::default(),
+            stop.clone(),
+        );
+        routes.add_service(built.server);
+        watch_database(tasks, db, reporter, &[NOTIFICATION_SERVICE], stop);
     }
     Ok(routes.routes())
 }
@@ -249,7 +273,8 @@ fn master_key(config: &ServerConfig) -> anyhow::Result<certctl_common::secret::M
     }
     if !config.demo {
         bail!(
-            "the issuance role needs a master key to seal CA keys at rest, and none is configured. Create one with\n  \
+            "the issuance and notification roles need a master key to seal CA keys and channel secrets at rest, \
+             and none is configured. Create one with\n  \
              certctl admin new-master-key > /etc/certctl/master.key && chmod 600 /etc/certctl/master.key\n\
              and start with --master-key-file /etc/certctl/master.key (or set {} to the key itself). \
              Keep a copy somewhere safe: without it the CA keys cannot be opened.",

@@ -63,10 +63,10 @@ async fn a_backup_taken_while_the_server_runs_restores_into_a_platform_that_has_
     assert!(audit_mentions(&platform, "certificates/shop").await, "logs:\n{}", platform.logs());
 
     let taken = certctl(scratch.path(), &["backup", "--data-dir", &path(&live), "--out", &path(&backup)]).ok();
-    assert!(taken.stdout.contains("backed up 4 databases"), "{taken}");
+    assert!(taken.stdout.contains("backed up 5 databases"), "{taken}");
     assert_eq!(
         files(&backup),
-        ["audit.db", "certctl-backup.json", "inventory.db", "issuance.db", "scheduler.db"],
+        ["audit.db", "certctl-backup.json", "inventory.db", "issuance.db", "notification.db", "scheduler.db"],
         "{taken}"
     );
     let manifest: serde_json::Value =
@@ -85,7 +85,7 @@ async fn a_backup_taken_while_the_server_runs_restores_into_a_platform_that_has_
     assert!(platform.cli(&["cert", "get", "late"]).ok().stdout.contains("late.example.test"));
 
     let done = certctl(scratch.path(), &["restore", &path(&backup), "--data-dir", &path(&restored)]).ok();
-    assert!(done.stdout.contains("restored 4 files"), "{done}");
+    assert!(done.stdout.contains("restored 5 files"), "{done}");
     let copy = Platform::single(&Storage::SqliteAt(restored.clone()), &[]).await;
     let shop = copy.cli(&["cert", "get", "shop"]).ok().stdout;
     assert!(shop.contains("ACTIVE") && shop.contains("certificates/shop/versions/1"), "{shop}");
@@ -170,7 +170,7 @@ fn a_damaged_or_incomplete_backup_is_refused_whole() {
     assert!(not_sqlite.contains("audit.db is not a usable database"), "{not_sqlite}");
 
     let fine = certctl(dir, &["restore", "good", "--data-dir", "restored"]).ok();
-    assert!(fine.stdout.contains("restored 4 files"), "{fine}");
+    assert!(fine.stdout.contains("restored 5 files"), "{fine}");
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -198,7 +198,7 @@ async fn migrate_prepares_every_database_and_a_second_run_changes_nothing() {
     };
     let args = |extra: &[String]| [vec!["migrate".to_owned()], extra.to_vec()].concat();
     let first = certctl(scratch.path(), &args(&target).iter().map(String::as_str).collect::<Vec<_>>()).ok();
-    for service in ["audit", "inventory", "issuance", "scheduler"] {
+    for service in ["audit", "inventory", "issuance", "scheduler", "notification"] {
         assert!(
             first.stdout.lines().any(|l| l.starts_with(&format!("{service}: up to date, ")) && l.contains("applied")),
             "{first}"
@@ -207,7 +207,7 @@ async fn migrate_prepares_every_database_and_a_second_run_changes_nothing() {
     let second = certctl(scratch.path(), &args(&target).iter().map(String::as_str).collect::<Vec<_>>()).ok();
     assert_eq!(second.stdout, first.stdout, "nothing left to migrate");
     if !matches!(storage, Storage::Postgres(_)) {
-        assert_eq!(files(&data), ["audit.db", "inventory.db", "issuance.db", "scheduler.db"]);
+        assert_eq!(files(&data), ["audit.db", "inventory.db", "issuance.db", "notification.db", "scheduler.db"]);
     }
     // A server starts on what migrate prepared.
     let storage = match storage {

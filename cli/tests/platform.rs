@@ -1,5 +1,5 @@
 //! The whole platform as an operator runs it: real `certctl server`
-//! processes, one or three, answering REST, gRPC and gRPC-web.
+//! processes, one or one per role, answering REST, gRPC and gRPC-web.
 
 mod support;
 
@@ -425,4 +425,106 @@ async fn a_database_lost_mid_run_answers_unavailable_then_recovers() {
     let teams = recovered.expect("the platform recovers once the database is back");
     let names: Vec<&str> = teams["teams"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["teams/ops"], "the write refused during the outage left nothing behind");
+}
+
+/// A one-request-at-a-time HTTP receiver on loopback that answers 202 with a
+/// body of its own and hands each request (head and body) to the test.
+async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks/certctl", listener.local_addr().unwrap());
+    let (sender, received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The head, then as many body bytes as Content-Length says.
+            let complete = |r: &[u8]| {
+                let text = String::from_utf8_lossy(r);
+                let Some(end) = text.find("\r\n\r\n") else { return false };
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                r.len() >= end + 4 + length
+            };
+            while !complete(&request) {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = "accepted by the loopback receiver";
+            let answer = format!(
+                "HTTP/1.1 202 Accepted\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+            let _ = stream.shutdown().await;
+            let _ = sender.send(String::from_utf8_lossy(&request).into_owned());
+        }
+    });
+    (url, received)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_channel_is_created_and_tested_against_a_real_receiver() {
+    let platform = Platform::single(&Storage::Sqlite, &[]).await;
+    let (url, mut received) = webhook_receiver().await;
+    let secret = "a-shared-signing-key-for-tests";
+    let created = std::process::Command::new(support::BIN)
+        .args(["channel", "create", "loopback", "--kind", "webhook", "--url", &url, "--display-name", "Loopback"])
+        .env("CERTCTL_SERVER", &platform.url)
+        .env("CERTCTL_CHANNEL_SECRET", secret)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert_eq!(String::from_utf8_lossy(&created.stdout).trim(), "created channels/loopback (webhook)");
+
+    // The secret is sealed, never returned.
+    let listed = platform.cli(&["channel", "list", "--output", "json"]).ok();
+    assert!(!listed.stdout.contains(secret), "{listed}");
+    let channel: Value = serde_json::from_str(listed.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(channel["name"], "channels/loopback");
+    assert_eq!(channel["hasSecret"], true);
+    assert_eq!(channel["webhook"]["url"], url.as_str());
+    let table = platform.cli(&["channel", "list", "--kind", "webhook"]).ok();
+    assert!(table.stdout.lines().any(|l| l.starts_with("channels/loopback") && l.contains("sealed")), "{table}");
+    assert_eq!(platform.cli(&["channel", "list", "--kind", "slack", "-q"]).ok().stdout, "");
+
+    // `test` prints what the receiver really answered.
+    let tested = platform.cli(&["channel", "test", "loopback"]).ok();
+    assert_eq!(tested.stdout.trim(), "channels/loopback delivered: HTTP 202: accepted by the loopback receiver");
+    let request = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.unwrap().unwrap();
+    assert!(request.starts_with("POST /hooks/certctl HTTP/1.1\r\n"), "{request}");
+    let lower = request.to_ascii_lowercase();
+    assert!(lower.contains("\r\nx-certctl-signature: v1="), "{request}");
+    assert!(lower.contains("\r\nidempotency-key: "), "{request}");
+    assert!(request.contains("certctl test notification"), "{request}");
+    let json = platform.cli(&["channel", "test", "channels/loopback", "--output", "json"]).ok();
+    let answer: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(answer["delivered"], true);
+    assert_eq!(answer["status"], 202);
+
+    // A receiver that is gone: not delivered, exit 1, and the reason.
+    drop(received);
+    let port = support::free_port();
+    let gone = format!("http://127.0.0.1:{port}/hooks/certctl");
+    let created = std::process::Command::new(support::BIN)
+        .args(["channel", "create", "gone", "--kind", "webhook", "--url", &gone])
+        .env("CERTCTL_SERVER", &platform.url)
+        .env("CERTCTL_CHANNEL_SECRET", secret)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let failed = platform.cli(&["channel", "test", "gone"]);
+    assert_eq!(failed.code, Some(1), "{failed}");
+    assert!(failed.stdout.starts_with("channels/gone not delivered: cannot reach the endpoint"), "{failed}");
+
+    // A bad configuration names its fields over REST too, as a 400.
+    let (status, body) =
+        platform.rest("POST", "/api/v1/channels?channelId=bad", Some(json!({"webhook": {"url": "ftp://x"}}))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("signing_secret"), "{body}");
 }

@@ -29,6 +29,7 @@ impl Upstreams {
             ("audit", "certctl.audit.v1.AuditService", config.audit.clone()),
             ("issuance", "certctl.issuance.v1.IssuanceService", config.issuance.clone()),
             ("scheduler", "certctl.scheduler.v1.SchedulerService", config.scheduler.clone()),
+            ("notification", "certctl.notification.v1.NotificationService", config.notification.clone()),
         ])
     }
 

@@ -24,6 +24,8 @@ use certctl_proto::inventory::forward::InventoryServiceForwarder;
 use certctl_proto::inventory::inventory_service_server::InventoryServiceServer;
 use certctl_proto::issuance::forward::IssuanceServiceForwarder;
 use certctl_proto::issuance::issuance_service_server::IssuanceServiceServer;
+use certctl_proto::notification::forward::NotificationServiceForwarder;
+use certctl_proto::notification::notification_service_server::NotificationServiceServer;
 use certctl_proto::scheduler::forward::SchedulerServiceForwarder;
 use certctl_proto::scheduler::scheduler_service_server::SchedulerServiceServer;
 use http::HeaderValue;
@@ -42,6 +44,7 @@ pub struct GatewayConfig {
     pub audit: Channel,
     pub issuance: Channel,
     pub scheduler: Channel,
+    pub notification: Channel,
     /// The built GUI (`web/dist`); served at `/` when it holds an `index.html`.
     pub web_dir: Option<PathBuf>,
     /// Origins allowed to call the API from a browser on another origin.
@@ -54,6 +57,7 @@ pub fn router(config: &GatewayConfig, shutdown: Shutdown) -> Result<Router, Gate
     let audit = AuditServiceForwarder::new(config.audit.clone());
     let issuance = IssuanceServiceForwarder::new(config.issuance.clone());
     let scheduler = SchedulerServiceForwarder::new(config.scheduler.clone());
+    let notification = NotificationServiceForwarder::new(config.notification.clone());
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
@@ -64,6 +68,7 @@ pub fn router(config: &GatewayConfig, shutdown: Shutdown) -> Result<Router, Gate
         .with_service_name("certctl.audit.v1.AuditService")
         .with_service_name("certctl.issuance.v1.IssuanceService")
         .with_service_name("certctl.scheduler.v1.SchedulerService")
+        .with_service_name("certctl.notification.v1.NotificationService")
         .with_service_name("grpc.health.v1.Health")
         .build_v1()
         .map_err(|e| GatewayError::Reflection(e.to_string()))?;
@@ -90,6 +95,11 @@ pub fn router(config: &GatewayConfig, shutdown: Shutdown) -> Result<Router, Gate
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
     )
+    .add_service(
+        NotificationServiceServer::new(notification.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
     .add_service(health_service)
     .add_service(reflection)
     .prepare()
@@ -100,7 +110,7 @@ pub fn router(config: &GatewayConfig, shutdown: Shutdown) -> Result<Router, Gate
     let app = Router::new()
         .merge(health::routes(upstreams))
         .merge(pki::routes(config.issuance.clone()))
-        .merge(rest::routes(rest::Upstreams { inventory, audit, issuance, scheduler }, MAX_MESSAGE_BYTES))
+        .merge(rest::routes(rest::Upstreams { inventory, audit, issuance, scheduler, notification }, MAX_MESSAGE_BYTES))
         .merge(grpc);
     let app = web::mount(app, config.web_dir.as_deref()).layer(axum::middleware::from_fn(edge::identify_caller));
     Ok(match cors(&config.cors_allowed_origins)? {
@@ -164,7 +174,8 @@ mod tests {
             inventory: unused.clone(),
             audit: unused.clone(),
             issuance: unused.clone(),
-            scheduler: unused,
+            scheduler: unused.clone(),
+            notification: unused,
             web_dir: None,
             cors_allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
         }

@@ -21,6 +21,8 @@ use certctl_proto::inventory::__rest_over_grpc_bridge_InventoryService::Inventor
 use certctl_proto::inventory::forward::InventoryServiceForwarder;
 use certctl_proto::issuance::__rest_over_grpc_bridge_IssuanceService::IssuanceServiceRestBridge;
 use certctl_proto::issuance::forward::IssuanceServiceForwarder;
+use certctl_proto::notification::__rest_over_grpc_bridge_NotificationService::NotificationServiceRestBridge;
+use certctl_proto::notification::forward::NotificationServiceForwarder;
 use certctl_proto::scheduler::__rest_over_grpc_bridge_SchedulerService::SchedulerServiceRestBridge;
 use certctl_proto::scheduler::forward::SchedulerServiceForwarder;
 use http::{HeaderValue, StatusCode, header};
@@ -39,10 +41,11 @@ pub struct Upstreams {
     pub audit: AuditServiceForwarder,
     pub issuance: IssuanceServiceForwarder,
     pub scheduler: SchedulerServiceForwarder,
+    pub notification: NotificationServiceForwarder,
 }
 
 pub fn routes(upstreams: Upstreams, max_body: usize) -> Router {
-    let Upstreams { inventory, audit, issuance, scheduler } = upstreams;
+    let Upstreams { inventory, audit, issuance, scheduler, notification } = upstreams;
     // Identity is stamped by `edge::identify_caller` on every request before
     // it reaches the bridge, and checked by the owning service.
     let transcoder = certctl_proto::rest::Transcoder::new(
@@ -50,6 +53,7 @@ pub fn routes(upstreams: Upstreams, max_body: usize) -> Router {
         AuditServiceRestBridge::externally_authenticated(audit),
         IssuanceServiceRestBridge::externally_authenticated(issuance),
         SchedulerServiceRestBridge::externally_authenticated(scheduler),
+        NotificationServiceRestBridge::externally_authenticated(notification),
     );
     let rest = RestService::new(transcoder).with_max_body_bytes(max_body);
     Router::new()

@@ -133,12 +133,13 @@ impl Platform {
         platform
     }
 
-    /// Audit, inventory, gateway, issuance and scheduler as five processes.
+    /// Audit, inventory, gateway, issuance, scheduler and notification as six processes.
     pub async fn distributed(storage: &Storage) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (audit, inventory, gateway, issuance, scheduler) =
-            (free_port(), free_port(), free_port(), free_port(), free_port());
+        let (audit, inventory, gateway, issuance, scheduler, notification) =
+            (free_port(), free_port(), free_port(), free_port(), free_port(), free_port());
         let scheduler_url = format!("http://127.0.0.1:{scheduler}");
+        let notification_url = format!("http://127.0.0.1:{notification}");
         let audit_url = format!("http://127.0.0.1:{audit}");
         let inventory_url = format!("http://127.0.0.1:{inventory}");
         let issuance_url = format!("http://127.0.0.1:{issuance}");
@@ -168,6 +169,8 @@ impl Platform {
                         issuance_url.clone(),
                         "--scheduler-url".into(),
                         scheduler_url,
+                        "--notification-url".into(),
+                        notification_url,
                     ],
                 ),
                 dir.path().join("gateway.log"),
@@ -193,14 +196,22 @@ impl Platform {
                     scheduler,
                     vec![
                         "--audit-url".into(),
-                        audit_url,
+                        audit_url.clone(),
                         "--inventory-url".into(),
-                        inventory_url,
+                        inventory_url.clone(),
                         "--issuance-url".into(),
                         issuance_url,
                     ],
                 ),
                 dir.path().join("scheduler.log"),
+            ),
+            Process::spawn(
+                &role(
+                    "notification",
+                    notification,
+                    vec!["--audit-url".into(), audit_url, "--inventory-url".into(), inventory_url],
+                ),
+                dir.path().join("notification.log"),
             ),
         ];
         let platform = Self::new(format!("http://127.0.0.1:{gateway}"), processes, dir);

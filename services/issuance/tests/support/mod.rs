@@ -161,8 +161,9 @@ impl Platform {
             inventory: channel(inventory_addr),
             audit: audit.clone(),
             issuance: channel(issuance_addr),
-            // No scheduler in these tests; the gateway reaches it lazily.
+            // No scheduler or notifications in these tests; the gateway reaches them lazily.
             scheduler: channel("127.0.0.1:9".parse().unwrap()),
+            notification: channel("127.0.0.1:9".parse().unwrap()),
             web_dir: None,
             cors_allowed_origins: Vec::new(),
         };
