@@ -321,6 +321,7 @@ mod tests {
             renew_before: None,
             search: None,
             order: CertificateOrder::NotAfter { descending: false },
+            basic: false,
             after: None,
             limit: 51,
             now,

@@ -350,6 +350,11 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
             expire_before: ts(r.expire_before),
             renew_before: ts(r.renew_before),
             search: r.search,
+            basic: match pb::CertificateView::try_from(r.view) {
+                Ok(pb::CertificateView::Basic) => true,
+                Ok(pb::CertificateView::Unspecified | pb::CertificateView::Full) => false,
+                Err(_) => return Err(invalid("view", &format!("{} is not a certificate view", r.view))),
+            },
             order_by: r.order_by,
         };
         let page = self.inner.list_certificates(&filter, r.page_size, &r.page_token).await?;

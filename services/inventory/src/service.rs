@@ -57,6 +57,8 @@ pub struct CertificateFilter {
     pub expire_before: Option<UnixTime>,
     pub renew_before: Option<UnixTime>,
     pub search: String,
+    /// The BASIC view: see `CertificateQuery::basic`.
+    pub basic: bool,
     pub order_by: String,
 }
 
@@ -346,6 +348,7 @@ impl<S: Store> Inventory<S> {
             renew_before: filter.renew_before,
             search: opt(&filter.search.to_lowercase()),
             order,
+            basic: filter.basic,
             after,
             limit: limit + 1,
             now,

@@ -205,6 +205,7 @@ pub fn query() -> CertificateQuery {
         renew_before: None,
         search: None,
         order: CertificateOrder::NotAfter { descending: false },
+        basic: false,
         after: None,
         limit: 1000,
         now: NOW,

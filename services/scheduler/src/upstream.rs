@@ -98,6 +98,7 @@ impl Upstreams {
                 page_token: page_token.to_owned(),
                 renew_before: certctl_proto::timestamp(now),
                 order_by: "renew_time".to_owned(),
+                view: certctl_proto::inventory::CertificateView::Basic as i32,
                 ..Default::default()
             }))
             .await

@@ -53,6 +53,9 @@ pub struct CertificateQuery {
     /// Lower-case substring of the CN or a SAN.
     pub search: Option<String>,
     pub order: CertificateOrder,
+    /// The API's BASIC view: id, issuer, revocation, current version and
+    /// its validity, alert lead and renewal time; every other field empty.
+    pub basic: bool,
     pub after: Option<Cursor>,
     pub limit: i64,
     /// "Now" for state filters.

@@ -24,9 +24,13 @@ const CERT_COLUMNS: &str = "id, display_name, common_name, sans, owner, team, en
     renewal_policy, targets, labels, metadata, current_version, serial_number, fingerprint, not_before, \
     expiry_key, alert_lead_secs, revoked, create_time, update_time, server_keyed, key_algorithm, renew_time";
 
+/// The basic view: what scheduling needs. The renewal-time index covers
+/// these columns (migration `renew_time`), so a due listing never reads the table.
+const BASIC_COLUMNS: &str = "id, issuer, revoked, current_version, not_before, expiry_key, alert_lead_secs, renew_time";
+
 /// What rescheduling needs of a certificate row.
-const SCHEDULE_COLUMNS: &str =
-    "id, issuer, renewal_policy, revoked, current_version, not_before, expiry_key, create_time";
+const SCHEDULE_COLUMNS: &str = "id, issuer, revoked, current_version, not_before, expiry_key, alert_lead_secs, \
+    renew_time, renewal_policy, create_time";
 
 /// Certificates rescheduled per statement when a policy changes.
 const RESCHEDULE_BATCH: i64 = 1000;
@@ -191,8 +195,9 @@ fn list_sql(q: &CertificateQuery, fts_phrase: Option<String>) -> ListSql {
     let order = if key_col == "0" { format!("id {dir}") } else { format!("{key_col} {dir}, id {dir}") };
     n += 1;
     ints.push((n, q.limit));
+    let columns = if q.basic { BASIC_COLUMNS } else { CERT_COLUMNS };
     ListSql {
-        sql: format!("SELECT {CERT_COLUMNS} FROM certificates{where_clause} ORDER BY {order} LIMIT ${n}"),
+        sql: format!("SELECT {columns} FROM certificates{where_clause} ORDER BY {order} LIMIT ${n}"),
         ints,
         texts,
     }
@@ -259,6 +264,38 @@ macro_rules! sql_store {
                     renew_time: row.try_get("renew_time")?,
                     create_time: row.try_get("create_time")?,
                     update_time: row.try_get("update_time")?,
+                })
+            }
+
+            /// A certificate from `BASIC_COLUMNS`: the rest stays empty.
+            fn basic_certificate_from_row(row: &$row) -> Result<Certificate, StoreError> {
+                let current_version: Option<i64> = row.try_get("current_version")?;
+                Ok(Certificate {
+                    id: row.try_get("id")?,
+                    issuer: row.try_get("issuer")?,
+                    revoked: row.try_get("revoked")?,
+                    current: match current_version {
+                        Some(version) => Some(CurrentVersion {
+                            version,
+                            serial_number: String::new(),
+                            sha256_fingerprint: String::new(),
+                            not_before: row.try_get::<Option<i64>, _>("not_before")?.unwrap_or_default(),
+                            not_after: row.try_get("expiry_key")?,
+                        }),
+                        None => None,
+                    },
+                    alert_lead_secs: row.try_get("alert_lead_secs")?,
+                    renew_time: row.try_get("renew_time")?,
+                    ..Default::default()
+                })
+            }
+
+            /// A certificate from `SCHEDULE_COLUMNS`.
+            fn scheduled_certificate_from_row(row: &$row) -> Result<Certificate, StoreError> {
+                Ok(Certificate {
+                    renewal_policy: row.try_get("renewal_policy")?,
+                    create_time: row.try_get("create_time")?,
+                    ..Self::basic_certificate_from_row(row)?
                 })
             }
 
@@ -353,25 +390,8 @@ macro_rules! sql_store {
                     let last_id: String = last.try_get("id")?;
                     let mut values = Vec::with_capacity(rows.len());
                     for row in &rows {
-                        let current_version: Option<i64> = row.try_get("current_version")?;
-                        let certificate = Certificate {
-                            id: row.try_get("id")?,
-                            issuer: row.try_get("issuer")?,
-                            revoked: row.try_get("revoked")?,
-                            current: match current_version {
-                                Some(version) => Some(CurrentVersion {
-                                    version,
-                                    serial_number: String::new(),
-                                    sha256_fingerprint: String::new(),
-                                    not_before: row.try_get::<Option<i64>, _>("not_before")?.unwrap_or_default(),
-                                    not_after: row.try_get("expiry_key")?,
-                                }),
-                                None => None,
-                            },
-                            create_time: row.try_get("create_time")?,
-                            ..Default::default()
-                        };
-                        let policy = policy_of(&row.try_get::<String, _>("renewal_policy")?);
+                        let certificate = Self::scheduled_certificate_from_row(row)?;
+                        let policy = policy_of(&certificate.renewal_policy);
                         let renew_time = certificate.next_issue_time(&policy);
                         values.push((certificate.id, policy.alert_lead_secs(), renew_time));
                     }
@@ -557,7 +577,8 @@ macro_rules! sql_store {
                     };
                 }
                 let rows = q.fetch_all(&self.pool).await?;
-                rows.iter().map(Self::certificate_from_row).collect()
+                let decode = if query.basic { Self::basic_certificate_from_row } else { Self::certificate_from_row };
+                rows.iter().map(decode).collect()
             }
 
             async fn summarize(&self, now: UnixTime) -> Result<Summary, StoreError> {

@@ -76,7 +76,7 @@ async fn kept_with_every_write<S: Store>(store: Arc<S>) {
 
 async fn listed_soonest_due_first<S: Store>(store: Arc<S>) {
     let (early, late) = fleet(store.as_ref()).await;
-    let mut due = vec![("pending", NOW), ("early", early)];
+    let mut due = [("pending", NOW), ("early", early)];
     due.sort_by_key(|(id, t)| (*t, *id));
     let due_ids: Vec<&str> = due.iter().map(|(id, _)| *id).collect();
     assert_eq!(listed_ids(store.as_ref(), &due_by(NOW.max(early))).await, due_ids);
@@ -87,6 +87,20 @@ async fn listed_soonest_due_first<S: Store>(store: Arc<S>) {
         3,
         "renew_time order lists only what certctl issues"
     );
+
+    // The basic view: the same rows, what scheduling needs, no more.
+    let full = store.list_certificates(&due_by(late)).await.unwrap();
+    let basic = store.list_certificates(&CertificateQuery { basic: true, ..due_by(late) }).await.unwrap();
+    assert_eq!(basic.len(), full.len());
+    for (b, f) in basic.iter().zip(&full) {
+        let validity = |c: &Certificate| c.current.as_ref().map(|v| (v.version, v.not_before, v.not_after));
+        assert_eq!(
+            (&b.id, &b.issuer, validity(b), b.renew_time, b.revoked),
+            (&f.id, &f.issuer, validity(f), f.renew_time, f.revoked)
+        );
+        assert_eq!(b.alert_lead_secs, f.alert_lead_secs, "the state needs the alert lead");
+        assert!(b.subject_alt_names.is_empty() && b.common_name.is_empty() && !f.subject_alt_names.is_empty());
+    }
 
     // Pages continue after (renew_time, id).
     let first = CertificateQuery { limit: 1, ..due_by(late) };

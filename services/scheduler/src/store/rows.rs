@@ -23,6 +23,16 @@ pub(super) fn random_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
+/// A new job's id: 32 hex digits, the first 12 the creation time in
+/// milliseconds, the rest random. Ids that grow with time keep inserts at the
+/// right edge of the primary-key index instead of splitting pages all over
+/// it, which is most of what a bulk enqueue costs.
+pub(super) fn new_job_id() -> String {
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let random = rand::random::<u128>() & ((1u128 << 80) - 1);
+    format!("{:012x}{random:020x}", millis & 0xffff_ffff_ffff)
+}
+
 pub(super) fn json_text(value: &serde_json::Value) -> String {
     value.to_string()
 }

@@ -17,7 +17,7 @@ macro_rules! sql_store {
         use crate::leader::Leadership;
         use crate::store::rows::{
             CHUNK, Entry, JOB_COLUMNS, check_lease_secs, claim_message, creation_entry, error_parts, json_text,
-            parse_json, parse_state, random_id, to_i32, validate_new_jobs,
+            new_job_id, parse_json, parse_state, random_id, to_i32, validate_new_jobs,
         };
         use crate::store::{Enqueued, JobQuery, LeaseRef, OutboxEntry, Report, Resume, Store};
         use crate::transition::{self, Change};
@@ -258,7 +258,7 @@ macro_rules! sql_store {
                     let next = unique.len();
                     let slot = *slot_of_key.entry(job.idempotency_key.clone()).or_insert(next);
                     if slot == next {
-                        unique.push(job.into_job(random_id(), &self.retry, now));
+                        unique.push(job.into_job(new_job_id(), &self.retry, now));
                     }
                     slots.push(slot);
                 }

@@ -88,7 +88,9 @@ async fn postgres_leadership_is_lost_with_its_connection() {
     on_postgres(|db: TestDb<PostgresStore>| async move {
         let mut leader = db.store.try_lead("renewal-scan").await.expect("try_lead").expect("leads");
         let killed: Vec<bool> = sqlx::query_scalar(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()",
+            // Only this test's database: other tests hold advisory locks of their own.
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid() \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
         .fetch_all(db.store.pool())
         .await
