@@ -138,6 +138,9 @@ test("GUI against a real certctl server", { timeout: 300_000 }, async (t) => {
     await eventually(async () => (await page.getByRole("button", { name: "Copy serial number" }).count()) === 1, "serial number with a copy button");
     await eventually(async () => (await page.locator("[aria-labelledby=versions-h] table tbody tr").count()) > 0, "the versions table");
     await page.getByRole("button", { name: /Download chain PEM/ }).waitFor();
+    // The renewal time the inventory keeps: a moment, or why there is none.
+    const renewal = await page.locator("dt:text-is('Next renewal') + dd").textContent();
+    assert.match(renewal ?? "", /^(in .+|.+ ago|just now) .+|^none: /, `next renewal shown: ${renewal}`);
     await page.waitForLoadState("networkidle");
     await page.screenshot({ path: join(SHOTS, "certificate-detail.png") });
     assertNoConsoleErrors("certificate detail");

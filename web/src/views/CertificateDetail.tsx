@@ -256,6 +256,17 @@ function CurrentVersion({ cert }: { cert: Certificate }) {
             <dd>
               <Expiry at={tsDate(cert.notAfter)} now={now} /> <span className="faint">{tsDate(cert.notAfter) ? formatExact(tsDate(cert.notAfter)!) : ""}</span>
             </dd>
+            <dt>Next renewal</dt>
+            <dd>
+              {tsDate(cert.renewTime) ? (
+                <>
+                  <RelTime at={tsDate(cert.renewTime)} now={now} />{" "}
+                  <span className="faint">{formatExact(tsDate(cert.renewTime)!)}</span>
+                </>
+              ) : (
+                <span className="faint">{cert.issuer ? "none: the current version is revoked" : "none: certctl does not issue this certificate"}</span>
+              )}
+            </dd>
             {q.isPending ? (
               <>
                 <dt>Subject</dt>
