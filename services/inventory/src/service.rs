@@ -193,15 +193,6 @@ impl<S: Store> Inventory<S> {
         Ok(())
     }
 
-    /// A certificate's renewal policy; the built-in default for none.
-    async fn policy_for(&self, policy: &str) -> Result<RenewalPolicy> {
-        if policy.is_empty() {
-            return Ok(RenewalPolicy::default());
-        }
-        let id = name::parse("certificate.renewal_policy", Collection::RenewalPolicies, policy)?;
-        Ok(self.store.get_document::<RenewalPolicy>(id).await?)
-    }
-
     // ---- certificates -------------------------------------------------------
 
     pub async fn create_certificate(
@@ -218,8 +209,8 @@ impl<S: Store> Inventory<S> {
         let now = self.now();
         certificate.current = None;
         certificate.revoked = false;
-        let policy = self.policy_for(&certificate.renewal_policy).await?;
-        certificate.alert_lead_secs = policy.alert_lead_secs();
+        // The store sets the alert lead and renewal time from the policy in
+        // its transaction.
         certificate.create_time = now;
         certificate.update_time = now;
         let event = self.event(
@@ -234,7 +225,7 @@ impl<S: Store> Inventory<S> {
             }),
         );
         let request_id = (!request_id.is_empty()).then_some(request_id);
-        let created = self.store.create_certificate(&certificate, &policy, request_id, event).await?;
+        let created = self.store.create_certificate(&certificate, request_id, event).await?;
         self.committed();
         Ok(created)
     }
@@ -253,8 +244,6 @@ impl<S: Store> Inventory<S> {
         let mut current = self.store.get_certificate(&patch.id).await?;
         current.apply_update(patch, mask)?;
         self.check_certificate_references(&current).await?;
-        let policy = self.policy_for(&current.renewal_policy).await?;
-        current.alert_lead_secs = policy.alert_lead_secs();
         current.update_time = self.now();
         // Key custody is recorded as it stands after every update, whatever
         // the mask: who holds a key matters when reading the trail later.
@@ -268,7 +257,7 @@ impl<S: Store> Inventory<S> {
                 "key_algorithm": current.key_algorithm.map(KeyAlgorithm::as_str),
             }),
         );
-        let updated = self.store.update_certificate(&current, &policy, event).await?;
+        let updated = self.store.update_certificate(&current, event).await?;
         self.committed();
         Ok(updated)
     }
@@ -327,6 +316,7 @@ impl<S: Store> Inventory<S> {
             &filter.environment,
             &format!("{:?}", filter.expire_before),
             &format!("{:?}", filter.renew_before),
+            &format!("{:?}", filter.basic),
             &filter.search.to_lowercase(),
             &format!("{order:?}"),
         ]);
@@ -403,7 +393,6 @@ impl<S: Store> Inventory<S> {
             }
             .into());
         }
-        let policy = self.policy_for(&existing.renewal_policy).await?;
         let now = self.now();
         let leaf = chain.leaf.clone();
         let this = self.clone();
@@ -411,7 +400,7 @@ impl<S: Store> Inventory<S> {
         let source = source.to_owned();
         let version = self
             .store
-            .add_version(id, &chain.pem, &chain.leaf, &policy, now, move |v| {
+            .add_version(id, &chain.pem, &chain.leaf, now, move |v| {
                 this.event(
                     &caller,
                     "CreateCertificateVersion",

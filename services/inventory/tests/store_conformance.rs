@@ -173,6 +173,19 @@ pub fn certificate(id: &str) -> Certificate {
     }
 }
 
+/// Stores renewal policy `renewalPolicies/{id}` whose first alert threshold
+/// is `days` (the alert lead of the certificates on it); returns its name.
+pub async fn policy_with_lead<S: Store>(store: &S, id: &str, days: i32) -> String {
+    let policy = certctl_domain::inventory::RenewalPolicy {
+        id: id.to_owned(),
+        alert_threshold_days: vec![days],
+        ..Default::default()
+    };
+    let name = format!("renewalPolicies/{id}");
+    store.create_document(&policy, event("CreateRenewalPolicy", &name)).await.expect("create the policy");
+    name
+}
+
 /// A parsed leaf; the store never looks inside the PEM.
 pub fn parsed(serial: &str, not_before: UnixTime, not_after: UnixTime) -> ParsedCertificate {
     ParsedCertificate {

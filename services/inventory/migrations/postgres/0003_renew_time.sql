@@ -5,7 +5,7 @@
 -- the scan can skip the table.
 ALTER TABLE certificates ADD COLUMN renew_time BIGINT;
 CREATE INDEX certificates_by_renew_time ON certificates (renew_time, id)
-    INCLUDE (issuer, revoked, current_version, not_before, expiry_key, alert_lead_secs)
+    INCLUDE (issuer, revoked, current_version, not_before, expiry_key, alert_lead_secs, create_time, update_time)
     WHERE renew_time IS NOT NULL;
 
 -- Work that SQL alone cannot do and the service finishes at start (the

@@ -121,13 +121,13 @@ pub trait Store: Outbox {
     /// Inserts a certificate. With a `request_id` already used, returns the
     /// certificate that request created instead.
     ///
-    /// Every write that can move a certificate's renewal time takes the
-    /// certificate's renewal `policy` and stores `next_issue_time` as the row
-    /// stands when the transaction commits.
+    /// Every write that can move a certificate's renewal time stores its
+    /// alert lead and `next_issue_time` as the row stands when the
+    /// transaction commits, under its renewal policy as read in that
+    /// transaction.
     async fn create_certificate(
         &self,
         certificate: &Certificate,
-        policy: &RenewalPolicy,
         request_id: Option<&str>,
         event: NewAuditEvent,
     ) -> Result<Certificate, StoreError>;
@@ -136,7 +136,6 @@ pub trait Store: Outbox {
     async fn update_certificate(
         &self,
         certificate: &Certificate,
-        policy: &RenewalPolicy,
         event: NewAuditEvent,
     ) -> Result<Certificate, StoreError>;
     async fn delete_certificate(&self, id: &str, event: NewAuditEvent) -> Result<(), StoreError>;
@@ -157,7 +156,6 @@ pub trait Store: Outbox {
         certificate_id: &str,
         pem_chain: &str,
         parsed: &ParsedCertificate,
-        policy: &RenewalPolicy,
         now: UnixTime,
         event: impl FnOnce(i64) -> NewAuditEvent + Send,
     ) -> Result<CertificateVersion, StoreError>

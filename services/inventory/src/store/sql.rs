@@ -26,11 +26,12 @@ const CERT_COLUMNS: &str = "id, display_name, common_name, sans, owner, team, en
 
 /// The basic view: what scheduling needs. The renewal-time index covers
 /// these columns (migration `renew_time`), so a due listing never reads the table.
-const BASIC_COLUMNS: &str = "id, issuer, revoked, current_version, not_before, expiry_key, alert_lead_secs, renew_time";
+const BASIC_COLUMNS: &str = "id, issuer, revoked, current_version, not_before, expiry_key, alert_lead_secs, renew_time, \
+    create_time, update_time";
 
 /// What rescheduling needs of a certificate row.
 const SCHEDULE_COLUMNS: &str = "id, issuer, revoked, current_version, not_before, expiry_key, alert_lead_secs, \
-    renew_time, renewal_policy, create_time";
+    renew_time, create_time, update_time, renewal_policy";
 
 /// Certificates rescheduled per statement when a policy changes.
 const RESCHEDULE_BATCH: i64 = 1000;
@@ -286,6 +287,8 @@ macro_rules! sql_store {
                     },
                     alert_lead_secs: row.try_get("alert_lead_secs")?,
                     renew_time: row.try_get("renew_time")?,
+                    create_time: row.try_get("create_time")?,
+                    update_time: row.try_get("update_time")?,
                     ..Default::default()
                 })
             }
@@ -294,7 +297,6 @@ macro_rules! sql_store {
             fn scheduled_certificate_from_row(row: &$row) -> Result<Certificate, StoreError> {
                 Ok(Certificate {
                     renewal_policy: row.try_get("renewal_policy")?,
-                    create_time: row.try_get("create_time")?,
                     ..Self::basic_certificate_from_row(row)?
                 })
             }
@@ -342,12 +344,28 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            /// Stores the renewal time of certificate `id` as its row now
-            /// stands, under `policy`, and returns the certificate.
+            /// A renewal policy as this transaction sees it; the built-in
+            /// default for none (or one deleted since).
+            async fn policy_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                name: &str,
+            ) -> Result<RenewalPolicy, StoreError> {
+                let Some(id) = name.strip_prefix("renewalPolicies/") else { return Ok(RenewalPolicy::default()) };
+                let body: Option<String> = sqlx::query_scalar("SELECT body FROM renewal_policies WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                body.map_or_else(|| Ok(RenewalPolicy::default()), |b| from_json("renewal_policies", &b))
+            }
+
+            /// Stores the alert lead and renewal time of certificate `id` as
+            /// its row now stands, under its policy as this transaction reads
+            /// it, and returns the certificate. The row is already written
+            /// (locked) here; a policy update committing later re-locks the
+            /// row and recomputes it, so neither can leave a stale time.
             async fn reschedule_one(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 id: &str,
-                policy: &RenewalPolicy,
             ) -> Result<Certificate, StoreError> {
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {CERT_COLUMNS} FROM certificates WHERE id = $1")))
                     .bind(id)
@@ -355,12 +373,19 @@ macro_rules! sql_store {
                     .await?
                     .ok_or_else(|| StoreError::NotFound { resource: format!("certificates/{id}") })?;
                 let mut certificate = Self::certificate_from_row(&row)?;
-                certificate.renew_time = certificate.next_issue_time(policy);
-                sqlx::query("UPDATE certificates SET renew_time = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(certificate.renew_time)
-                    .execute(&mut **tx)
-                    .await?;
+                let policy = Self::policy_in(tx, &certificate.renewal_policy).await?;
+                certificate.alert_lead_secs = policy.alert_lead_secs();
+                certificate.renew_time = certificate.next_issue_time(&policy);
+                sqlx::query(
+                    "UPDATE certificates SET alert_lead_secs = $2, \
+                     expiring_at = CASE WHEN current_version IS NULL THEN NULL ELSE expiry_key - $2 END, \
+                     renew_time = $3 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(certificate.alert_lead_secs)
+                .bind(certificate.renew_time)
+                .execute(&mut **tx)
+                .await?;
                 Ok(certificate)
             }
 
@@ -447,7 +472,6 @@ macro_rules! sql_store {
             async fn create_certificate(
                 &self,
                 certificate: &Certificate,
-                policy: &RenewalPolicy,
                 request_id: Option<&str>,
                 event: NewAuditEvent,
             ) -> Result<Certificate, StoreError> {
@@ -500,7 +524,7 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| StoreError::from_sqlx(e, || certificate.name()))?;
-                let created = Self::reschedule_one(&mut tx, &certificate.id, policy).await?;
+                let created = Self::reschedule_one(&mut tx, &certificate.id).await?;
                 Self::outbox(&mut tx, &event).await?;
                 tx.commit().await?;
                 Ok(created)
@@ -518,7 +542,6 @@ macro_rules! sql_store {
             async fn update_certificate(
                 &self,
                 certificate: &Certificate,
-                policy: &RenewalPolicy,
                 event: NewAuditEvent,
             ) -> Result<Certificate, StoreError> {
                 let mut tx = self.begin().await?;
@@ -536,7 +559,7 @@ macro_rules! sql_store {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound { resource: certificate.name() });
                 }
-                let updated = Self::reschedule_one(&mut tx, &certificate.id, policy).await?;
+                let updated = Self::reschedule_one(&mut tx, &certificate.id).await?;
                 Self::outbox(&mut tx, &event).await?;
                 tx.commit().await?;
                 Ok(updated)
@@ -648,17 +671,21 @@ macro_rules! sql_store {
                             // One transaction per batch, so writers are not held
                             // up for the whole table; a crash part-way starts
                             // over, and every batch is correct on its own.
-                            let bodies: Vec<String> =
-                                sqlx::query_scalar("SELECT body FROM renewal_policies").fetch_all(&self.pool).await?;
-                            let mut policies = std::collections::HashMap::new();
-                            for body in bodies {
-                                let policy: RenewalPolicy = from_json("renewal_policies", &body)?;
-                                policies.insert(document_name::<RenewalPolicy>(&policy.id), policy);
-                            }
-                            let policy_of = |name: &str| policies.get(name).cloned().unwrap_or_default();
                             let mut after = String::new();
                             loop {
                                 let mut tx = self.begin().await?;
+                                // Read (on PostgreSQL: locked, before the rows)
+                                // in each batch's transaction, so a policy
+                                // update waits for the batch or the batch sees it.
+                                let select = format!("SELECT body FROM renewal_policies{}", $lock_rows);
+                                let bodies: Vec<String> =
+                                    sqlx::query_scalar(sqlx::AssertSqlSafe(select)).fetch_all(&mut *tx).await?;
+                                let mut policies = std::collections::HashMap::new();
+                                for body in bodies {
+                                    let policy: RenewalPolicy = from_json("renewal_policies", &body)?;
+                                    policies.insert(document_name::<RenewalPolicy>(&policy.id), policy);
+                                }
+                                let policy_of = |name: &str| policies.get(name).cloned().unwrap_or_default();
                                 let next = Self::reschedule_batch(&mut tx, None, &policy_of, &after).await?;
                                 tx.commit().await?;
                                 match next {
@@ -685,7 +712,6 @@ macro_rules! sql_store {
                 certificate_id: &str,
                 pem_chain: &str,
                 parsed: &ParsedCertificate,
-                policy: &RenewalPolicy,
                 now: UnixTime,
                 event: impl FnOnce(i64) -> NewAuditEvent + Send,
             ) -> Result<CertificateVersion, StoreError> {
@@ -736,7 +762,7 @@ macro_rules! sql_store {
                 .bind(parsed.not_after)
                 .execute(&mut *tx)
                 .await?;
-                Self::reschedule_one(&mut tx, certificate_id, policy).await?;
+                Self::reschedule_one(&mut tx, certificate_id).await?;
                 Self::outbox(&mut tx, &event(version)).await?;
                 tx.commit().await?;
                 Ok(CertificateVersion {

@@ -24,9 +24,7 @@ pub(crate) async fn add_version<S: Store>(
 ) -> CertificateVersion {
     let parsed = parsed(serial, not_after - 90 * DAY, not_after);
     store
-        .add_version(id, &pem(serial), &parsed, &RenewalPolicy::default(), now, |v| {
-            event("CreateCertificateVersion", &version_name(id, v))
-        })
+        .add_version(id, &pem(serial), &parsed, now, |v| event("CreateCertificateVersion", &version_name(id, v)))
         .await
         .expect("add_version")
 }
@@ -45,10 +43,7 @@ async fn create_get_update_delete<S: Store>(store: Arc<S>) {
     c.server_keyed = true;
     c.key_algorithm = Some(KeyAlgorithm::Rsa3072);
 
-    let created = store
-        .create_certificate(&c, &RenewalPolicy::default(), None, event("CreateCertificate", "certificates/web"))
-        .await
-        .unwrap();
+    let created = store.create_certificate(&c, None, event("CreateCertificate", "certificates/web")).await.unwrap();
     assert_eq!(c.renew_time, None, "the service leaves it to the store");
     c.renew_time = c.next_issue_time(&RenewalPolicy::default());
     assert_eq!(created, c);
@@ -63,14 +58,13 @@ async fn create_get_update_delete<S: Store>(store: Arc<S>) {
     changed.metadata.clear();
     changed.server_keyed = false;
     changed.key_algorithm = Some(KeyAlgorithm::Ed25519);
+    // The store takes the alert lead from the policy, as it stands then.
+    changed.renewal_policy = crate::policy_with_lead(store.as_ref(), "lead7", 7).await;
     changed.alert_lead_secs = 7 * DAY;
     changed.update_time = NOW + 60;
     // create_time is not the caller's to change.
     let attempt = certctl_domain::inventory::Certificate { create_time: 1, ..changed.clone() };
-    store
-        .update_certificate(&attempt, &RenewalPolicy::default(), event("UpdateCertificate", "certificates/web"))
-        .await
-        .unwrap();
+    store.update_certificate(&attempt, event("UpdateCertificate", "certificates/web")).await.unwrap();
     assert_eq!(store.get_certificate("web").await.unwrap(), changed);
     assert_eq!(
         store.list_certificates(&query()).await.unwrap(),
@@ -79,15 +73,9 @@ async fn create_get_update_delete<S: Store>(store: Arc<S>) {
     );
     // Back to the profile's key type.
     let unspecified = certctl_domain::inventory::Certificate { key_algorithm: None, ..changed.clone() };
-    store
-        .update_certificate(&unspecified, &RenewalPolicy::default(), event("UpdateCertificate", "certificates/web"))
-        .await
-        .unwrap();
+    store.update_certificate(&unspecified, event("UpdateCertificate", "certificates/web")).await.unwrap();
     assert_eq!(store.get_certificate("web").await.unwrap(), unspecified);
-    store
-        .update_certificate(&changed, &RenewalPolicy::default(), event("UpdateCertificate", "certificates/web"))
-        .await
-        .unwrap();
+    store.update_certificate(&changed, event("UpdateCertificate", "certificates/web")).await.unwrap();
     // The search text follows the SANs.
     let search = |s: &str| CertificateQuery { search: Some(s.into()), ..query() };
     assert_eq!(listed_ids(store.as_ref(), &search("example.org")).await, ["web"]);
@@ -101,6 +89,7 @@ async fn create_get_update_delete<S: Store>(store: Arc<S>) {
         outbox_actions(store.as_ref()).await,
         [
             action("CreateCertificate", "certificates/web"),
+            action("CreateRenewalPolicy", "renewalPolicies/lead7"),
             action("UpdateCertificate", "certificates/web"),
             action("UpdateCertificate", "certificates/web"),
             action("UpdateCertificate", "certificates/web"),
@@ -113,9 +102,7 @@ async fn unknown_certificates_are_not_found<S: Store>(store: Arc<S>) {
     assert_not_found(store.get_certificate("nope").await, "certificates/nope");
     let ghost = certificate("nope");
     assert_not_found(
-        store
-            .update_certificate(&ghost, &RenewalPolicy::default(), event("UpdateCertificate", "certificates/nope"))
-            .await,
+        store.update_certificate(&ghost, event("UpdateCertificate", "certificates/nope")).await,
         "certificates/nope",
     );
     assert_not_found(
@@ -124,9 +111,8 @@ async fn unknown_certificates_are_not_found<S: Store>(store: Arc<S>) {
     );
     assert_not_found(store.get_version("nope", 1).await, "certificates/nope/versions/1");
     let (v, chain) = (parsed("01", NOW, NOW + DAY), pem("01"));
-    let policy = RenewalPolicy::default();
-    let added = store
-        .add_version("nope", &chain, &v, &policy, NOW, |n| event("CreateCertificateVersion", &version_name("nope", n)));
+    let added =
+        store.add_version("nope", &chain, &v, NOW, |n| event("CreateCertificateVersion", &version_name("nope", n)));
     assert_not_found(added.await, "certificates/nope");
     assert!(store.list_versions("nope", None, 10).await.unwrap().is_empty());
     assert!(outbox(store.as_ref()).await.is_empty(), "refused mutations leave no audit event");
@@ -134,36 +120,19 @@ async fn unknown_certificates_are_not_found<S: Store>(store: Arc<S>) {
 
 async fn duplicate_ids_are_refused_without_a_trace<S: Store>(store: Arc<S>) {
     let original = certificate("a");
-    store
-        .create_certificate(&original, &RenewalPolicy::default(), None, event("CreateCertificate", "certificates/a"))
-        .await
-        .unwrap();
+    store.create_certificate(&original, None, event("CreateCertificate", "certificates/a")).await.unwrap();
 
     let mut again = certificate("a");
     again.common_name = "other.example.com".into();
     again.owner = "owners/mallory".into();
-    let refused = store
-        .create_certificate(
-            &again,
-            &RenewalPolicy::default(),
-            Some("retry-1"),
-            event("CreateCertificate", "certificates/a"),
-        )
-        .await;
+    let refused = store.create_certificate(&again, Some("retry-1"), event("CreateCertificate", "certificates/a")).await;
     assert_already_exists(refused, "certificates/a");
     assert_eq!(store.get_certificate("a").await.unwrap(), original);
     assert_eq!(outbox(store.as_ref()).await.len(), 1);
 
     // The refused create did not keep its request id: a new create may use it.
     let b = certificate("b");
-    let created = store
-        .create_certificate(
-            &b,
-            &RenewalPolicy::default(),
-            Some("retry-1"),
-            event("CreateCertificate", "certificates/b"),
-        )
-        .await;
+    let created = store.create_certificate(&b, Some("retry-1"), event("CreateCertificate", "certificates/b")).await;
     assert_eq!(created.unwrap(), b);
     assert_eq!(
         outbox_actions(store.as_ref()).await,
@@ -173,54 +142,28 @@ async fn duplicate_ids_are_refused_without_a_trace<S: Store>(store: Arc<S>) {
 
 async fn request_ids_replay_the_first_result<S: Store>(store: Arc<S>) {
     let first = certificate("first");
-    let created = store
-        .create_certificate(
-            &first,
-            &RenewalPolicy::default(),
-            Some("req-1"),
-            event("CreateCertificate", "certificates/first"),
-        )
-        .await;
+    let created =
+        store.create_certificate(&first, Some("req-1"), event("CreateCertificate", "certificates/first")).await;
     assert_eq!(created.unwrap(), first);
 
     // A retry, even with a different body, returns what the first call created.
     let retry = certificate("second");
-    let replayed = store
-        .create_certificate(
-            &retry,
-            &RenewalPolicy::default(),
-            Some("req-1"),
-            event("CreateCertificate", "certificates/second"),
-        )
-        .await;
+    let replayed =
+        store.create_certificate(&retry, Some("req-1"), event("CreateCertificate", "certificates/second")).await;
     assert_eq!(replayed.unwrap(), first);
     assert_not_found(store.get_certificate("second").await, "certificates/second");
     assert_eq!(outbox(store.as_ref()).await.len(), 1, "a replay is not a mutation");
 
     // A different request for an existing id is still a duplicate.
-    let refused = store
-        .create_certificate(
-            &first,
-            &RenewalPolicy::default(),
-            Some("req-2"),
-            event("CreateCertificate", "certificates/first"),
-        )
-        .await;
+    let refused =
+        store.create_certificate(&first, Some("req-2"), event("CreateCertificate", "certificates/first")).await;
     assert_already_exists(refused, "certificates/first");
     assert_eq!(listed_ids(store.as_ref(), &query()).await, ["first"]);
     assert_eq!(outbox(store.as_ref()).await.len(), 1);
 }
 
 async fn versions_are_numbered_and_become_current<S: Store>(store: Arc<S>) {
-    store
-        .create_certificate(
-            &certificate("web"),
-            &RenewalPolicy::default(),
-            None,
-            event("CreateCertificate", "certificates/web"),
-        )
-        .await
-        .unwrap();
+    store.create_certificate(&certificate("web"), None, event("CreateCertificate", "certificates/web")).await.unwrap();
     let mut added = Vec::new();
     for (n, serial) in [(1, "0A"), (2, "0B"), (3, "0C")] {
         let not_after = NOW + n * 10 * DAY;
@@ -255,15 +198,7 @@ async fn versions_are_numbered_and_become_current<S: Store>(store: Arc<S>) {
     assert!(store.list_versions("web", Some(1), 2).await.unwrap().is_empty());
 
     // Another certificate counts its own versions.
-    store
-        .create_certificate(
-            &certificate("api"),
-            &RenewalPolicy::default(),
-            None,
-            event("CreateCertificate", "certificates/api"),
-        )
-        .await
-        .unwrap();
+    store.create_certificate(&certificate("api"), None, event("CreateCertificate", "certificates/api")).await.unwrap();
     let api = add_version(store.as_ref(), "api", "AA", NOW + 5 * DAY, NOW).await;
     assert_eq!(api.version, 1);
     assert_eq!(store.list_versions("api", None, 10).await.unwrap(), [api]);
@@ -279,20 +214,15 @@ async fn versions_are_numbered_and_become_current<S: Store>(store: Arc<S>) {
 
 async fn updates_keep_the_current_version_and_recompute_the_lead<S: Store>(store: Arc<S>) {
     let c = certificate("web");
-    store
-        .create_certificate(&c, &RenewalPolicy::default(), None, event("CreateCertificate", "certificates/web"))
-        .await
-        .unwrap();
+    store.create_certificate(&c, None, event("CreateCertificate", "certificates/web")).await.unwrap();
     add_version(store.as_ref(), "web", "01", NOW + 20 * DAY, NOW).await;
     let current = store.get_certificate("web").await.unwrap().current;
     assert_eq!(listed_ids(store.as_ref(), &with_state(CertificateState::Expiring)).await, ["web"]);
 
     // A 7-day lead on a certificate 20 days from expiry: active again.
-    let shorter = certctl_domain::inventory::Certificate { alert_lead_secs: 7 * DAY, display_name: "Web".into(), ..c };
-    store
-        .update_certificate(&shorter, &RenewalPolicy::default(), event("UpdateCertificate", "certificates/web"))
-        .await
-        .unwrap();
+    let lead7 = crate::policy_with_lead(store.as_ref(), "lead7", 7).await;
+    let shorter = certctl_domain::inventory::Certificate { renewal_policy: lead7, display_name: "Web".into(), ..c };
+    store.update_certificate(&shorter, event("UpdateCertificate", "certificates/web")).await.unwrap();
     let after = store.get_certificate("web").await.unwrap();
     assert_eq!(after.current, current, "an update does not touch the versions");
     assert_eq!(after.display_name, "Web");
@@ -301,15 +231,7 @@ async fn updates_keep_the_current_version_and_recompute_the_lead<S: Store>(store
 }
 
 async fn deleting_a_certificate_deletes_its_versions<S: Store>(store: Arc<S>) {
-    store
-        .create_certificate(
-            &certificate("web"),
-            &RenewalPolicy::default(),
-            None,
-            event("CreateCertificate", "certificates/web"),
-        )
-        .await
-        .unwrap();
+    store.create_certificate(&certificate("web"), None, event("CreateCertificate", "certificates/web")).await.unwrap();
     add_version(store.as_ref(), "web", "01", NOW + DAY, NOW).await;
     add_version(store.as_ref(), "web", "02", NOW + 2 * DAY, NOW).await;
     store.delete_certificate("web", event("DeleteCertificate", "certificates/web")).await.unwrap();
@@ -317,15 +239,7 @@ async fn deleting_a_certificate_deletes_its_versions<S: Store>(store: Arc<S>) {
     assert!(store.list_versions("web", None, 10).await.unwrap().is_empty());
 
     // A certificate created again under the same id starts over.
-    store
-        .create_certificate(
-            &certificate("web"),
-            &RenewalPolicy::default(),
-            None,
-            event("CreateCertificate", "certificates/web"),
-        )
-        .await
-        .unwrap();
+    store.create_certificate(&certificate("web"), None, event("CreateCertificate", "certificates/web")).await.unwrap();
     assert_eq!(store.get_certificate("web").await.unwrap().current, None);
     let v = add_version(store.as_ref(), "web", "03", NOW + 3 * DAY, NOW).await;
     assert_eq!(v.version, 1);
@@ -334,21 +248,10 @@ async fn deleting_a_certificate_deletes_its_versions<S: Store>(store: Arc<S>) {
 
 async fn the_outbox_is_oldest_first_until_acknowledged<S: Store>(store: Arc<S>) {
     let create_a = event("CreateCertificate", "certificates/a");
-    store.create_certificate(&certificate("a"), &RenewalPolicy::default(), None, create_a.clone()).await.unwrap();
-    store
-        .create_certificate(
-            &certificate("b"),
-            &RenewalPolicy::default(),
-            None,
-            event("CreateCertificate", "certificates/b"),
-        )
-        .await
-        .unwrap();
+    store.create_certificate(&certificate("a"), None, create_a.clone()).await.unwrap();
+    store.create_certificate(&certificate("b"), None, event("CreateCertificate", "certificates/b")).await.unwrap();
     add_version(store.as_ref(), "a", "01", NOW + DAY, NOW).await;
-    store
-        .update_certificate(&certificate("b"), &RenewalPolicy::default(), event("UpdateCertificate", "certificates/b"))
-        .await
-        .unwrap();
+    store.update_certificate(&certificate("b"), event("UpdateCertificate", "certificates/b")).await.unwrap();
     store.delete_certificate("a", event("DeleteCertificate", "certificates/a")).await.unwrap();
 
     let all = outbox(store.as_ref()).await;
@@ -379,15 +282,7 @@ async fn the_outbox_is_oldest_first_until_acknowledged<S: Store>(store: Arc<S>) 
     store.outbox_ack(&[all[3].id]).await.unwrap();
     assert!(outbox(store.as_ref()).await.is_empty());
 
-    store
-        .create_certificate(
-            &certificate("c"),
-            &RenewalPolicy::default(),
-            None,
-            event("CreateCertificate", "certificates/c"),
-        )
-        .await
-        .unwrap();
+    store.create_certificate(&certificate("c"), None, event("CreateCertificate", "certificates/c")).await.unwrap();
     let next = outbox(store.as_ref()).await;
     assert_eq!(next.len(), 1);
     assert!(next[0].id > all[4].id, "ids are never reused");
@@ -404,10 +299,7 @@ async fn references_and_alert_leads<S: Store>(store: Arc<S>) {
     let mut pending = certificate("pending");
     pending.renewal_policy = "renewalPolicies/short".into();
     for c in [&one, &two, &pending] {
-        store
-            .create_certificate(c, &RenewalPolicy::default(), None, event("CreateCertificate", &c.name()))
-            .await
-            .unwrap();
+        store.create_certificate(c, None, event("CreateCertificate", &c.name())).await.unwrap();
     }
     add_version(store.as_ref(), "one", "01", NOW + 20 * DAY, NOW).await;
     add_version(store.as_ref(), "two", "02", NOW + 20 * DAY, NOW).await;
@@ -426,10 +318,7 @@ async fn references_and_alert_leads<S: Store>(store: Arc<S>) {
     assert!(!refs(ReferenceColumn::RenewalPolicy, "renewalPolicies/other").await);
 
     one.owner = "owners/carol".into();
-    store
-        .update_certificate(&one, &RenewalPolicy::default(), event("UpdateCertificate", "certificates/one"))
-        .await
-        .unwrap();
+    store.update_certificate(&one, event("UpdateCertificate", "certificates/one")).await.unwrap();
     assert!(!refs(ReferenceColumn::Owner, "owners/alice").await);
     assert!(refs(ReferenceColumn::Owner, "owners/carol").await);
     store.delete_certificate("two", event("DeleteCertificate", "certificates/two")).await.unwrap();
@@ -438,10 +327,7 @@ async fn references_and_alert_leads<S: Store>(store: Arc<S>) {
 
     // Both on a 30-day lead, 20 days from expiry: expiring. Shortening the
     // policy's lead moves every certificate on it, pending ones stay pending.
-    store
-        .create_certificate(&two, &RenewalPolicy::default(), None, event("CreateCertificate", "certificates/two"))
-        .await
-        .unwrap();
+    store.create_certificate(&two, None, event("CreateCertificate", "certificates/two")).await.unwrap();
     add_version(store.as_ref(), "two", "03", NOW + 20 * DAY, NOW).await;
     assert_eq!(listed_ids(store.as_ref(), &with_state(CertificateState::Expiring)).await, ["one", "two"]);
     let mut short = RenewalPolicy { id: "short".into(), ..RenewalPolicy::default() };

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use certctl_common::StoreError;
-use certctl_domain::inventory::RenewalPolicy;
 use certctl_domain::name::version_name;
 use certctl_inventory::store::Store;
 
@@ -20,14 +19,7 @@ async fn retries_racing_the_first_attempt_create_once<S: Store>(store: Arc<S>) {
             let c = certificate(&format!("web-{n}"));
             tokio::spawn(async move {
                 let resource = c.name();
-                store
-                    .create_certificate(
-                        &c,
-                        &RenewalPolicy::default(),
-                        Some("retry-me"),
-                        event("CreateCertificate", &resource),
-                    )
-                    .await
+                store.create_certificate(&c, Some("retry-me"), event("CreateCertificate", &resource)).await
             })
         })
         .collect();
@@ -49,14 +41,7 @@ async fn racing_creates_of_one_id_leave_one_certificate<S: Store>(store: Arc<S>)
             c.display_name = format!("attempt {n}");
             let request_id = format!("request-{n}");
             tokio::spawn(async move {
-                store
-                    .create_certificate(
-                        &c,
-                        &RenewalPolicy::default(),
-                        Some(&request_id),
-                        event("CreateCertificate", "certificates/web"),
-                    )
-                    .await
+                store.create_certificate(&c, Some(&request_id), event("CreateCertificate", "certificates/web")).await
             })
         })
         .collect();
@@ -73,15 +58,7 @@ async fn racing_creates_of_one_id_leave_one_certificate<S: Store>(store: Arc<S>)
 }
 
 async fn racing_versions_are_numbered_one_after_another<S: Store>(store: Arc<S>) {
-    store
-        .create_certificate(
-            &certificate("web"),
-            &RenewalPolicy::default(),
-            None,
-            event("CreateCertificate", "certificates/web"),
-        )
-        .await
-        .unwrap();
+    store.create_certificate(&certificate("web"), None, event("CreateCertificate", "certificates/web")).await.unwrap();
     let tasks: Vec<_> = (0..RACERS)
         .map(|n| {
             let store = store.clone();
@@ -89,7 +66,7 @@ async fn racing_versions_are_numbered_one_after_another<S: Store>(store: Arc<S>)
                 let serial = format!("{n:02X}");
                 let v = parsed(&serial, NOW, NOW + (n as i64 + 1) * DAY);
                 let added = store
-                    .add_version("web", &pem(&serial), &v, &RenewalPolicy::default(), NOW, |k| {
+                    .add_version("web", &pem(&serial), &v, NOW, |k| {
                         event("CreateCertificateVersion", &version_name("web", k))
                     })
                     .await;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use certctl_domain::inventory::{Certificate, CertificateState, CurrentVersion, RenewalPolicy};
+use certctl_domain::inventory::{Certificate, CertificateState, CurrentVersion};
 use certctl_domain::name::version_name;
 use certctl_inventory::store::{CertificateOrder, CertificateQuery, Cursor, PENDING_EXPIRY_KEY, Store, Summary};
 
@@ -36,6 +36,12 @@ impl Spec {
             issuer: self.issuer.clone(),
             environment: self.environment.clone(),
             alert_lead_secs: self.alert_lead_secs,
+            // The store takes the lead from the policy (see `load`).
+            renewal_policy: if self.alert_lead_secs == 14 * DAY {
+                "renewalPolicies/lead14".into()
+            } else {
+                String::new()
+            },
             create_time: self.create_time,
             update_time: self.create_time,
             ..Default::default()
@@ -121,18 +127,16 @@ fn fixture() -> Vec<Spec> {
 }
 
 async fn load<S: Store>(store: &S) -> Vec<Spec> {
+    crate::policy_with_lead(store, "lead14", 14).await;
     let specs = fixture();
     for (i, spec) in specs.iter().enumerate() {
         let c = spec.certificate();
-        store
-            .create_certificate(&c, &RenewalPolicy::default(), None, event("CreateCertificate", &c.name()))
-            .await
-            .unwrap();
+        store.create_certificate(&c, None, event("CreateCertificate", &c.name())).await.unwrap();
         if let Some(not_after) = spec.not_after {
             let serial = format!("{i:02X}");
             let v = parsed(&serial, not_after - 90 * DAY, not_after);
             store
-                .add_version(&spec.id, &pem(&serial), &v, &RenewalPolicy::default(), NOW, |n| {
+                .add_version(&spec.id, &pem(&serial), &v, NOW, |n| {
                     event("CreateCertificateVersion", &version_name(&spec.id, n))
                 })
                 .await

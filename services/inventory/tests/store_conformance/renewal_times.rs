@@ -31,7 +31,7 @@ async fn renew_time<S: Store>(store: &S, id: &str) -> Option<i64> {
 async fn fleet<S: Store>(store: &S) -> (i64, i64) {
     let policy = RenewalPolicy::default();
     for c in [issued("early"), issued("late"), issued("pending"), certificate("tracked")] {
-        store.create_certificate(&c, &policy, None, event("CreateCertificate", &c.name())).await.unwrap();
+        store.create_certificate(&c, None, event("CreateCertificate", &c.name())).await.unwrap();
     }
     // add_version's versions are valid for 90 days up to not_after.
     add_version(store, "early", "01", NOW + 30 * DAY, NOW).await;
@@ -51,10 +51,7 @@ async fn kept_with_every_write<S: Store>(store: Arc<S>) {
 
     // Giving the tracked certificate an issuer makes it due by its version.
     let tracked = Certificate { issuer: ISSUER.into(), ..store.get_certificate("tracked").await.unwrap() };
-    let updated = store
-        .update_certificate(&tracked, &RenewalPolicy::default(), event("UpdateCertificate", "certificates/tracked"))
-        .await
-        .unwrap();
+    let updated = store.update_certificate(&tracked, event("UpdateCertificate", "certificates/tracked")).await.unwrap();
     let expected = renewal_time(&RenewalPolicy::default(), "tracked", 1, NOW - 89 * DAY, NOW + DAY);
     assert_eq!(updated.renew_time, Some(expected), "the update answers with the new time");
     assert_eq!(renew_time(store.as_ref(), "tracked").await, Some(expected));
@@ -116,7 +113,7 @@ async fn a_policy_change_moves_its_certificates<S: Store>(store: Arc<S>) {
     fleet(store.as_ref()).await;
     let mut late = store.get_certificate("late").await.unwrap();
     late.renewal_policy = "renewalPolicies/fast".into();
-    store.update_certificate(&late, &fast, event("UpdateCertificate", "certificates/late")).await.unwrap();
+    store.update_certificate(&late, event("UpdateCertificate", "certificates/late")).await.unwrap();
     let before = renew_time(store.as_ref(), "late").await.unwrap();
     let early_before = renew_time(store.as_ref(), "early").await;
 
@@ -155,7 +152,12 @@ async fn the_backfill_fills_rows_written_before_renewal_times() {
     certctl_inventory::migrate(&db).await.unwrap();
     let Database::Sqlite(pool) = db else { unreachable!() };
     let store = SqliteStore::new(pool.clone());
-    let fast = RenewalPolicy { id: "fast".into(), renew_before_lifetime_fraction: Some(0.9), ..Default::default() };
+    let fast = RenewalPolicy {
+        id: "fast".into(),
+        renew_before_lifetime_fraction: Some(0.9),
+        alert_threshold_days: vec![10, 1],
+        ..Default::default()
+    };
     store.create_document(&fast, event("CreateRenewalPolicy", "renewalPolicies/fast")).await.unwrap();
     let count = 2500; // more than one batch
     for i in 0..count {
@@ -163,13 +165,19 @@ async fn the_backfill_fills_rows_written_before_renewal_times() {
         if i % 2 == 0 {
             c.renewal_policy = "renewalPolicies/fast".into();
         }
-        store
-            .create_certificate(&c, &RenewalPolicy::default(), None, event("CreateCertificate", &c.name()))
-            .await
-            .unwrap();
+        store.create_certificate(&c, None, event("CreateCertificate", &c.name())).await.unwrap();
         add_version(&store, &c.id, &format!("{i:04X}"), NOW + 60 * DAY, NOW).await;
     }
-    sqlx::query("UPDATE certificates SET renew_time = NULL").execute(&pool).await.unwrap();
+    // As an older version left them: no renewal time, and (to see the lead
+    // recomputed too) a wrong alert lead.
+    sqlx::query("UPDATE certificates SET renew_time = NULL, alert_lead_secs = 0, expiring_at = expiry_key")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO data_migrations (name) VALUES ('renew_time') ON CONFLICT DO NOTHING")
+        .execute(&pool)
+        .await
+        .unwrap();
     assert!(listed_ids(&store, &due_by(i64::MAX)).await.is_empty());
 
     assert_eq!(store.run_data_migrations().await.unwrap(), ["renew_time"]);
@@ -178,6 +186,8 @@ async fn the_backfill_fills_rows_written_before_renewal_times() {
         let policy = if i % 2 == 0 { fast.clone() } else { RenewalPolicy::default() };
         let expected = renewal_time(&policy, &id, 1, NOW - 30 * DAY, NOW + 60 * DAY);
         assert_eq!(renew_time(&store, &id).await, Some(expected), "{id}");
+        let lead = if i % 2 == 0 { 10 * DAY } else { 30 * DAY };
+        assert_eq!(store.get_certificate(&id).await.unwrap().alert_lead_secs, lead, "{id}");
     }
     let all = CertificateQuery { limit: 10_000, ..due_by(i64::MAX) };
     assert_eq!(listed_ids(&store, &all).await.len(), count);

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use certctl_domain::inventory::{Certificate, CertificateState, RenewalPolicy, Revocation};
+use certctl_domain::inventory::{Certificate, CertificateState, Revocation};
 use certctl_inventory::store::{CertificateQuery, RevocationRecord, Store, Summary};
 
 use crate::certificates::add_version;
@@ -30,15 +30,7 @@ fn in_state(state: CertificateState) -> CertificateQuery {
 
 /// Two versions, the second current, 60 days from expiry: active.
 async fn web_with_two_versions<S: Store>(store: &S) -> Certificate {
-    store
-        .create_certificate(
-            &certificate("web"),
-            &RenewalPolicy::default(),
-            None,
-            event("CreateCertificate", "certificates/web"),
-        )
-        .await
-        .unwrap();
+    store.create_certificate(&certificate("web"), None, event("CreateCertificate", "certificates/web")).await.unwrap();
     add_version(store, "web", "01", NOW + 30 * DAY, NOW).await;
     add_version(store, "web", "02", NOW + 60 * DAY, NOW).await;
     store.get_certificate("web").await.unwrap()
@@ -116,12 +108,7 @@ async fn revoking_an_old_version_leaves_the_certificate<S: Store>(store: Arc<S>)
 async fn unknown_versions_are_not_found<S: Store>(store: Arc<S>) {
     web_with_two_versions(store.as_ref()).await;
     store
-        .create_certificate(
-            &certificate("pending"),
-            &RenewalPolicy::default(),
-            None,
-            event("CreateCertificate", "certificates/pending"),
-        )
+        .create_certificate(&certificate("pending"), None, event("CreateCertificate", "certificates/pending"))
         .await
         .unwrap();
     let events = outbox(store.as_ref()).await.len();

@@ -2220,8 +2220,9 @@ export enum CertificateView {
   UNSPECIFIED = 0,
 
   /**
-   * Name, issuer, state, current version and its validity, and renew_time:
-   * what a process that schedules work needs. The other fields are unset.
+   * Name, issuer, state, current version and its validity, renew_time,
+   * create_time and update_time: what a process that schedules work needs.
+   * The other fields are unset.
    *
    * @generated from enum value: CERTIFICATE_VIEW_BASIC = 1;
    */
