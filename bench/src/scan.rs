@@ -63,14 +63,16 @@ pub async fn run(config: &DatabaseConfig, plan: &Plan) -> anyhow::Result<()> {
         }
         listing.push(started.elapsed().as_secs_f64());
         let clock = Arc::new(ManualClock::new(at));
-        let (elapsed, report) = match inventory_kind(config) {
-            Kind::Sqlite => {
+        // The job tables live beside the inventory: a temporary SQLite file,
+        // or a schema of their own in the same PostgreSQL database.
+        let (elapsed, report) = match config {
+            DatabaseConfig::Sqlite { .. } => {
                 let dir = tempfile::tempdir()?;
                 let config = DatabaseConfig::Sqlite { data_dir: dir.path().to_path_buf() };
                 let Database::Sqlite(pool) = jobs_db(&config).await? else { unreachable!() };
                 time_scan(&JobsOnSqlite::new(pool).with_clock(clock), &upstreams).await?
             }
-            Kind::Postgres(url) => {
+            DatabaseConfig::Postgres { url } => {
                 let config = DatabaseConfig::Postgres { url: url.clone() };
                 let Database::Postgres(pool) = jobs_db(&config).await? else { unreachable!() };
                 sqlx::query("TRUNCATE jobs, job_events, outbox").execute(&pool).await?;
@@ -99,18 +101,6 @@ pub async fn run(config: &DatabaseConfig, plan: &Plan) -> anyhow::Result<()> {
     );
     stop.trigger();
     Ok(())
-}
-
-enum Kind<'a> {
-    Sqlite,
-    Postgres(&'a String),
-}
-
-fn inventory_kind(config: &DatabaseConfig) -> Kind<'_> {
-    match config {
-        DatabaseConfig::Sqlite { .. } => Kind::Sqlite,
-        DatabaseConfig::Postgres { url } => Kind::Postgres(url),
-    }
 }
 
 async fn jobs_db(config: &DatabaseConfig) -> anyhow::Result<Database> {
