@@ -1,0 +1,1 @@
+//! Filesystem discovery of certificates the platform does not manage yet.

@@ -1,0 +1,1 @@
+//! Deployment targets: one file per target type, one registry.

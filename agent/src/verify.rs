@@ -1,0 +1,1 @@
+//! Live verification: what a TLS endpoint serves.
