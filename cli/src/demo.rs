@@ -253,6 +253,7 @@ async fn hosts(client: &mut InventoryServiceClient<Channel>) -> anyhow::Result<(
         verify_host: host.into(),
         verify_port: 443,
         verify_server_name: String::new(),
+        ..Default::default()
     };
     let targets = [
         ("web-01-nginx", "web-01", Config::Nginx(web("web-01.prod.example.com", "/etc/nginx/tls"))),

@@ -468,6 +468,12 @@ pub struct WebServerConfig {
     pub verify_host: String,
     pub verify_port: i32,
     pub verify_server_name: String,
+    /// Empty: the server type's default check (see the proto).
+    #[serde(default)]
+    pub validate_command: String,
+    /// Empty: the server type's default reload.
+    #[serde(default)]
+    pub reload_command: String,
 }
 
 impl TargetConfig {

@@ -193,6 +193,8 @@ fn web_to_pb(c: WebServerConfig) -> pb::WebServerTargetConfig {
         verify_host: c.verify_host,
         verify_port: c.verify_port,
         verify_server_name: c.verify_server_name,
+        validate_command: c.validate_command,
+        reload_command: c.reload_command,
     }
 }
 
@@ -203,6 +205,8 @@ fn web_from_pb(c: pb::WebServerTargetConfig) -> WebServerConfig {
         verify_host: c.verify_host,
         verify_port: c.verify_port,
         verify_server_name: c.verify_server_name,
+        validate_command: c.validate_command,
+        reload_command: c.reload_command,
     }
 }
 

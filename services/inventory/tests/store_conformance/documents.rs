@@ -42,6 +42,8 @@ fn target(id: &str) -> Target {
             verify_host: "127.0.0.1".into(),
             verify_port: 443,
             verify_server_name: "web.example.com".into(),
+            validate_command: "nginx -t -c /etc/nginx/nginx.conf".into(),
+            reload_command: String::new(),
         }),
         create_time: NOW,
         update_time: NOW,
