@@ -91,6 +91,9 @@ pub fn status_from_domain(err: DomainError) -> Status {
         DomainError::FailedPrecondition(message) => {
             with_reason(Code::FailedPrecondition, message, "FAILED_PRECONDITION", ErrorDetails::new())
         }
+        DomainError::Unauthenticated(message) => {
+            with_reason(Code::Unauthenticated, message, "UNAUTHENTICATED", ErrorDetails::new())
+        }
     }
 }
 
@@ -140,6 +143,14 @@ mod tests {
         let violations = &details.bad_request().unwrap().field_violations;
         assert_eq!(violations[0].field, "certificate.owner");
         assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn unauthenticated_keeps_its_message() {
+        let status = status_from_domain(DomainError::Unauthenticated("join token is not valid".into()));
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(status.message(), "join token is not valid");
+        assert_eq!(status.get_error_details().error_info().unwrap().reason, "UNAUTHENTICATED");
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum DomainError {
     AlreadyExists { resource: String },
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller's credential (a join token, say) is unknown, expired or spent.
+    #[error("{0}")]
+    Unauthenticated(String),
 }
 
 impl DomainError {

@@ -334,7 +334,7 @@ pub fn effective_mask<'a>(
     Ok(out)
 }
 
-fn validate_map(field: &str, map: &BTreeMap<String, String>) -> Result<(), DomainError> {
+pub(crate) fn validate_map(field: &str, map: &BTreeMap<String, String>) -> Result<(), DomainError> {
     let mut v = Violations::new();
     v.check(map.len() <= 64, field, "at most 64 entries");
     for (k, val) in map {
@@ -573,6 +573,24 @@ pub struct Agent {
     pub labels: BTreeMap<String, String>,
     pub create_time: UnixTime,
     pub update_time: UnixTime,
+    // What the agent and its hub report, and its identity: never set by a
+    // caller, and kept out of the stored document (`serde(skip)`) in
+    // columns of their own, so heartbeats write them without reading it.
+    #[serde(skip)]
+    pub version: String,
+    #[serde(skip)]
+    pub capabilities: Vec<String>,
+    #[serde(skip)]
+    pub hub: String,
+    #[serde(skip)]
+    pub last_seen_time: Option<UnixTime>,
+    /// Hex, upper case.
+    #[serde(skip)]
+    pub identity_serial: String,
+    #[serde(skip)]
+    pub identity_expire_time: Option<UnixTime>,
+    #[serde(skip)]
+    pub retire_time: Option<UnixTime>,
 }
 
 impl Agent {

@@ -4,7 +4,10 @@
 //! Architecture invariant: this crate does no IO and knows nothing of protobuf,
 //! SQL or HTTP. Services convert at their edges.
 
+pub mod agents;
 pub mod audit;
+pub mod deployment;
+pub mod discovery;
 pub mod error;
 pub mod inventory;
 pub mod issuance;

@@ -15,6 +15,8 @@ pub enum Collection {
     Profiles,
     AuditEvents,
     Jobs,
+    JoinTokens,
+    DiscoveredCertificates,
 }
 
 impl Collection {
@@ -30,6 +32,8 @@ impl Collection {
             Self::Profiles => "profiles",
             Self::AuditEvents => "auditEvents",
             Self::Jobs => "jobs",
+            Self::JoinTokens => "joinTokens",
+            Self::DiscoveredCertificates => "discoveredCertificates",
         }
     }
 
@@ -119,6 +123,19 @@ pub fn id_from_common_name(common_name: &str) -> String {
     if id.is_empty() { "certificate".to_owned() } else { id }
 }
 
+/// The `n`th candidate for a unique id derived from `base`: `base` itself,
+/// then `base-2`, `base-3`, ..., shortened so that the suffix fits.
+pub fn numbered_id(base: &str, n: u32) -> String {
+    if n <= 1 {
+        return base.to_owned();
+    }
+    let suffix = format!("-{n}");
+    let mut stem = base.to_owned();
+    stem.truncate(MAX_ID_LEN - suffix.len());
+    let stem = stem.trim_end_matches(['-', '.']);
+    format!("{stem}{suffix}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +167,20 @@ mod tests {
         assert_eq!(id_from_common_name("My Service"), "my-service");
         assert_eq!(id_from_common_name("  "), "certificate");
         assert!(validate_id("id", &id_from_common_name(&"a".repeat(100))).is_ok());
+    }
+
+    #[test]
+    fn numbered_ids() {
+        assert_eq!(numbered_id("web", 1), "web");
+        assert_eq!(numbered_id("web", 2), "web-2");
+        assert_eq!(numbered_id("web", 10), "web-10");
+        let long = format!("{}bcdefgh", "a".repeat(60));
+        let third = numbered_id(&long, 3);
+        assert_eq!(third, format!("{}b-3", "a".repeat(60)));
+        assert_eq!(third.len(), MAX_ID_LEN);
+        // A cut that ends in punctuation drops it rather than doubling it.
+        let dotted = format!("{}.b", "a".repeat(60));
+        assert_eq!(numbered_id(&dotted, 2), format!("{}-2", "a".repeat(60)));
+        assert!(validate_id("id", &numbered_id(&dotted, 2)).is_ok());
     }
 }

@@ -258,6 +258,14 @@ fn agent_to_pb(a: domain::Agent) -> pb::Agent {
         labels: a.labels.into_iter().collect(),
         create_time: certctl_proto::timestamp(a.create_time),
         update_time: certctl_proto::timestamp(a.update_time),
+        version: a.version,
+        capabilities: a.capabilities,
+        status: pb::AgentStatus::Unspecified as i32,
+        last_seen_time: a.last_seen_time.and_then(certctl_proto::timestamp),
+        hub: a.hub,
+        identity_serial: a.identity_serial,
+        identity_expire_time: a.identity_expire_time.and_then(certctl_proto::timestamp),
+        retire_time: a.retire_time.and_then(certctl_proto::timestamp),
     }
 }
 
@@ -693,6 +701,90 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         let caller = caller(&request);
         self.inner.delete_agent(&caller, &request.into_inner().name).await?;
         Ok(Response::new(pb::DeleteAgentResponse {}))
+    }
+
+    async fn retire_agent(&self, _request: Request<pb::RetireAgentRequest>) -> R<pb::RetireAgentResponse> {
+        Err(Status::unimplemented("RetireAgent is not built yet"))
+    }
+
+    async fn record_agent_identity(
+        &self,
+        _request: Request<pb::RecordAgentIdentityRequest>,
+    ) -> R<pb::RecordAgentIdentityResponse> {
+        Err(Status::unimplemented("RecordAgentIdentity is not built yet"))
+    }
+
+    async fn record_agent_sessions(
+        &self,
+        _request: Request<pb::RecordAgentSessionsRequest>,
+    ) -> R<pb::RecordAgentSessionsResponse> {
+        Err(Status::unimplemented("RecordAgentSessions is not built yet"))
+    }
+
+    async fn create_join_token(&self, _request: Request<pb::CreateJoinTokenRequest>) -> R<pb::CreateJoinTokenResponse> {
+        Err(Status::unimplemented("CreateJoinToken is not built yet"))
+    }
+
+    async fn get_join_token(&self, _request: Request<pb::GetJoinTokenRequest>) -> R<pb::GetJoinTokenResponse> {
+        Err(Status::unimplemented("GetJoinToken is not built yet"))
+    }
+
+    async fn list_join_tokens(&self, _request: Request<pb::ListJoinTokensRequest>) -> R<pb::ListJoinTokensResponse> {
+        Err(Status::unimplemented("ListJoinTokens is not built yet"))
+    }
+
+    async fn delete_join_token(&self, _request: Request<pb::DeleteJoinTokenRequest>) -> R<pb::DeleteJoinTokenResponse> {
+        Err(Status::unimplemented("DeleteJoinToken is not built yet"))
+    }
+
+    async fn redeem_join_token(&self, _request: Request<pb::RedeemJoinTokenRequest>) -> R<pb::RedeemJoinTokenResponse> {
+        Err(Status::unimplemented("RedeemJoinToken is not built yet"))
+    }
+
+    async fn list_deployments(&self, _request: Request<pb::ListDeploymentsRequest>) -> R<pb::ListDeploymentsResponse> {
+        Err(Status::unimplemented("ListDeployments is not built yet"))
+    }
+
+    async fn record_deployments(
+        &self,
+        _request: Request<pb::RecordDeploymentsRequest>,
+    ) -> R<pb::RecordDeploymentsResponse> {
+        Err(Status::unimplemented("RecordDeployments is not built yet"))
+    }
+
+    async fn list_discovered_certificates(
+        &self,
+        _request: Request<pb::ListDiscoveredCertificatesRequest>,
+    ) -> R<pb::ListDiscoveredCertificatesResponse> {
+        Err(Status::unimplemented("ListDiscoveredCertificates is not built yet"))
+    }
+
+    async fn get_discovered_certificate(
+        &self,
+        _request: Request<pb::GetDiscoveredCertificateRequest>,
+    ) -> R<pb::GetDiscoveredCertificateResponse> {
+        Err(Status::unimplemented("GetDiscoveredCertificate is not built yet"))
+    }
+
+    async fn claim_discovered_certificate(
+        &self,
+        _request: Request<pb::ClaimDiscoveredCertificateRequest>,
+    ) -> R<pb::ClaimDiscoveredCertificateResponse> {
+        Err(Status::unimplemented("ClaimDiscoveredCertificate is not built yet"))
+    }
+
+    async fn dismiss_discovered_certificate(
+        &self,
+        _request: Request<pb::DismissDiscoveredCertificateRequest>,
+    ) -> R<pb::DismissDiscoveredCertificateResponse> {
+        Err(Status::unimplemented("DismissDiscoveredCertificate is not built yet"))
+    }
+
+    async fn report_discoveries(
+        &self,
+        _request: Request<pb::ReportDiscoveriesRequest>,
+    ) -> R<pb::ReportDiscoveriesResponse> {
+        Err(Status::unimplemented("ReportDiscoveries is not built yet"))
     }
 
     async fn get_renewal_policy(

@@ -58,6 +58,7 @@ fn agent(id: &str) -> Agent {
         labels: [("os".to_owned(), "linux".to_owned())].into(),
         create_time: NOW,
         update_time: NOW,
+        ..Default::default()
     }
 }
 
