@@ -13,6 +13,7 @@ use prost_types::FileDescriptorSet;
 
 const PROTOS: &[&str] = &[
     "certctl/type/v1/key.proto",
+    "certctl/agent/v1/agent.proto",
     "certctl/inventory/v1/inventory.proto",
     "certctl/audit/v1/audit.proto",
     "certctl/issuance/v1/issuance.proto",
@@ -41,6 +42,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // No `XClient::connect(url)`: it would collide with the agent
+        // stream's `Connect` RPC. Callers build a Channel and call `new`.
+        .build_transport(false)
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_fds(fds.clone())?;
@@ -85,7 +89,9 @@ fn rust_type(proto_type: &str, package: &str) -> String {
 fn write_forwarders(fds: &FileDescriptorSet, out_dir: &std::path::Path) -> std::io::Result<()> {
     for file in &fds.file {
         let package = file.package();
-        if !package.starts_with("certctl.") || file.service.is_empty() {
+        // The agent stream is client-streaming and terminates at the hub: it is never forwarded.
+        let client_streaming = file.service.iter().any(|s| s.method.iter().any(|m| m.client_streaming()));
+        if !package.starts_with("certctl.") || file.service.is_empty() || client_streaming {
             continue;
         }
         let mut code = String::new();

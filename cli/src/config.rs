@@ -75,6 +75,13 @@ pub struct ServerArgs {
     /// Log format: `text` or `json`.
     #[arg(long, env = "CERTCTL_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Where the gateway's agent hub listens for agents (mTLS), or `off` [default: <listen's IP>:8444].
+    #[arg(long, env = "CERTCTL_AGENT_LISTEN")]
+    pub agent_listen: Option<String>,
+    /// Names agents reach the hub by, for its certificate (comma-separated DNS names or IPs)
+    /// [default: localhost, the listen IP and this host's name].
+    #[arg(long, env = "CERTCTL_AGENT_NAMES", value_delimiter = ',')]
+    pub agent_names: Option<Vec<String>>,
 }
 
 /// The file's keys; unknown keys are an error so a typo is not silently ignored.
@@ -93,6 +100,8 @@ struct FileConfig {
     public_url: Option<String>,
     renewal_scan_interval: Option<u64>,
     job_lease: Option<u64>,
+    agent_listen: Option<String>,
+    agent_names: Option<Vec<String>>,
     #[serde(default)]
     peers: Peers,
 }
@@ -155,6 +164,9 @@ pub struct ServerConfig {
     pub web_dir: PathBuf,
     pub cors_allowed_origins: Vec<String>,
     pub json_logs: bool,
+    /// The agent hub's port; `None` when turned off.
+    pub agent_listen: Option<SocketAddr>,
+    pub agent_names: Vec<String>,
 }
 
 impl ServerConfig {
@@ -234,6 +246,15 @@ impl ServerConfig {
             web_dir: args.web_dir.or(file.web_dir).unwrap_or_else(|| DEFAULT_WEB_DIR.into()),
             cors_allowed_origins: args.cors_allowed_origins.or(file.cors_allowed_origins).unwrap_or_default(),
             json_logs,
+            agent_listen: agent_listen(args.agent_listen.or(file.agent_listen), listen)?,
+            agent_names: Vec::new(),
+        };
+        let config = Self {
+            agent_names: match args.agent_names.or(file.agent_names) {
+                Some(names) => names.into_iter().map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect(),
+                None => default_agent_names(config.agent_listen),
+            },
+            ..config
         };
         config.check_peers()?;
         Ok(config)
@@ -296,6 +317,38 @@ impl ServerConfig {
         }
         Ok(())
     }
+}
+
+/// The default agent port: the public listener's IP, port 8444.
+pub const DEFAULT_AGENT_PORT: u16 = 8444;
+
+fn agent_listen(given: Option<String>, listen: SocketAddr) -> anyhow::Result<Option<SocketAddr>> {
+    match given.as_deref().map(str::trim) {
+        Some("off") => Ok(None),
+        Some(addr) => addr
+            .parse()
+            .map(Some)
+            .with_context(|| format!("--agent-listen `{addr}` is not an address like 127.0.0.1:8444, or `off`")),
+        None => Ok(Some(SocketAddr::new(listen.ip(), DEFAULT_AGENT_PORT))),
+    }
+}
+
+/// What agents are likely to call the hub: localhost, its IP, this host.
+fn default_agent_names(listen: Option<SocketAddr>) -> Vec<String> {
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    if let Some(addr) = listen
+        && !addr.ip().is_unspecified()
+        && !addr.ip().is_loopback()
+    {
+        names.push(addr.ip().to_string());
+    }
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let host = host.trim().to_owned();
+        if certctl_domain::inventory::validate_dns_name("hostname", &host).is_ok() && !names.contains(&host) {
+            names.push(host);
+        }
+    }
+    names
 }
 
 /// `--public-url`, or the listen address as a URL; no trailing slash.

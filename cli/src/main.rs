@@ -1,6 +1,7 @@
 //! `certctl`: the server (any set of roles) and the admin commands.
 
 mod admin;
+mod agent;
 mod backup;
 mod ca;
 mod cert;
@@ -44,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         command: job::JobCommand,
     },
+    /// Agents and the join tokens that enrol them.
+    Agent {
+        #[command(subcommand)]
+        command: agent::AgentCommand,
+    },
     /// Notification channels: list, create, and send a test message.
     Channel {
         #[command(subcommand)]
@@ -86,6 +92,7 @@ fn main() -> ExitCode {
             Command::Cert { command } => cert::run(command).await,
             Command::Job { command } => job::run(command).await,
             Command::Channel { command } => channel::run(command).await,
+            Command::Agent { command } => agent::run(command).await,
             Command::Ca { command } => ca::run(command).await,
             Command::Data(command) => backup::run(command).await,
             Command::Admin { command: AdminCommand::NewMasterKey } => {

@@ -95,6 +95,23 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             web_dir: Some(config.web_dir.clone()),
             cors_allowed_origins: config.cors_allowed_origins.clone(),
         };
+        if let Some(listen) = config.agent_listen {
+            let hub = certctl_gateway::hub::HubConfig {
+                listen,
+                server_names: config.agent_names.clone(),
+                hub_id: format!("{}/{}", host_name(), public_addr),
+            };
+            let (_, address) = certctl_gateway::hub::serve(
+                hub,
+                gateway.inventory.clone(),
+                gateway.scheduler.clone(),
+                gateway.issuance.clone(),
+                stop.clone(),
+            )
+            .await
+            .context("the agent hub cannot start")?;
+            tracing::info!(%address, "agents connect to https://{address} (`certctl agent token create` prints how)");
+        }
         let stop = stop.clone();
         tasks.spawn(async move { certctl_gateway::serve(listener, gateway, stop).await.context("the gateway failed") });
     }
@@ -341,4 +358,9 @@ fn watch_database(
             }
         }
     });
+}
+
+/// This host's name, for naming the hub on the agents it holds.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
 }

@@ -9,6 +9,7 @@
 
 mod edge;
 mod health;
+pub mod hub;
 mod pki;
 mod rest;
 mod web;
@@ -148,6 +149,10 @@ pub enum GatewayError {
     Reflection(String),
     #[error("`{0}` is not a valid CORS origin (expected e.g. https://certs.example.com)")]
     BadOrigin(String),
+    #[error("agent hub: {0}")]
+    Hub(String),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
 }
 
 /// Serves the gateway on `listener` until `shutdown`.

@@ -14,6 +14,12 @@ pub mod certctl {
             include!(concat!(env!("OUT_DIR"), "/certctl.r#type.v1.serde.rs"));
         }
     }
+    pub mod agent {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/certctl.agent.v1.rs"));
+            include!(concat!(env!("OUT_DIR"), "/certctl.agent.v1.serde.rs"));
+        }
+    }
     pub mod inventory {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/certctl.inventory.v1.rs"));
@@ -72,6 +78,7 @@ pub mod rest {
     include!(concat!(env!("OUT_DIR"), "/transcoder.rest.rs"));
 }
 
+pub use certctl::agent::v1 as agent;
 pub use certctl::audit::v1 as audit;
 pub use certctl::inventory::v1 as inventory;
 pub use certctl::issuance::v1 as issuance;

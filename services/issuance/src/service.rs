@@ -26,6 +26,9 @@ use crate::store::{AuthorityRecord, IssuedRecord, IssuerRecord, Revocation, Stor
 pub const SOURCE: &str = "issuance";
 /// The issuer every installation starts with.
 pub const DEFAULT_ISSUER: &str = "local";
+/// The CA of the platform's own identities: agents' client certificates
+/// and the agent hub's server certificate. Created at first start.
+pub const PLATFORM_ISSUER: &str = "platform";
 pub const DEFAULT_PROFILE: &str = "tls-server";
 /// How long a signing request trusts a profile it read: changes made through
 /// another replica take effect within this time (through this one, at once).
@@ -187,19 +190,28 @@ impl Issuance {
         }
         self.store.ensure_profiles(&Profile::built_in(self.now())).await?;
         if self.store.list_issuers(None, 1).await?.is_empty() {
-            let spec = HierarchySpec {
-                common_name: "certctl Local".to_owned(),
-                organization: "certctl".to_owned(),
-                key_type: KeyType::EcdsaP256,
-                root_lifetime_secs: 10 * 365 * certctl_domain::issuance::DAY,
-            };
-            let system = Caller { actor: "system".to_owned(), request_id: String::new() };
-            match self.create_issuer(&system, DEFAULT_ISSUER, "Local CA", LocalCaSource::Generate(spec)).await {
-                Ok(_) => tracing::info!("created the Local CA issuers/{DEFAULT_ISSUER} (root and intermediate)"),
-                // Another replica created it first.
-                Err(IssuanceError::Store(StoreError::AlreadyExists { .. })) => {}
-                Err(e) => return Err(e),
-            }
+            self.create_built_in(DEFAULT_ISSUER, "certctl Local", "Local CA").await?;
+        }
+        if let Err(StoreError::NotFound { .. }) = self.store.get_issuer(PLATFORM_ISSUER).await {
+            self.create_built_in(PLATFORM_ISSUER, "certctl Platform", "certctl platform identities (agents, hubs)")
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn create_built_in(&self, id: &str, common_name: &str, display_name: &str) -> Result<()> {
+        let spec = HierarchySpec {
+            common_name: common_name.to_owned(),
+            organization: "certctl".to_owned(),
+            key_type: KeyType::EcdsaP256,
+            root_lifetime_secs: 10 * 365 * certctl_domain::issuance::DAY,
+        };
+        let system = Caller { actor: "system".to_owned(), request_id: String::new() };
+        match self.create_issuer(&system, id, display_name, LocalCaSource::Generate(spec)).await {
+            Ok(_) => tracing::info!("created the Local CA issuers/{id} (root and intermediate)"),
+            // Another replica created it first.
+            Err(IssuanceError::Store(StoreError::AlreadyExists { .. })) => {}
+            Err(e) => return Err(e),
         }
         Ok(())
     }

@@ -74,7 +74,12 @@ async fn a_fresh_installation_has_a_local_ca_whose_leaves_verify() {
     for backend in Backend::available() {
         let mut p = Platform::start(backend).await;
         let issuers = p.issuance.list_issuers(pb::ListIssuersRequest::default()).await.unwrap().into_inner().issuers;
-        assert_eq!(issuers.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["issuers/local"], "{backend:?}");
+        // The Local CA for certificates, and the platform's own CA for agents' and hubs' identities.
+        assert_eq!(
+            issuers.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+            ["issuers/local", "issuers/platform"],
+            "{backend:?}"
+        );
         let cas = authorities(&mut p, "issuers/local").await;
         assert_eq!(cas.iter().map(|a| a.role.as_str()).collect::<Vec<_>>(), ["root", "intermediate"]);
         assert!(cas[1].issuing && !cas[0].issuing);

@@ -104,6 +104,7 @@ impl<S: Store + ?Sized> SchedulerGrpc<S> {
     }
 }
 
+type AgentNoticeStream = Pin<Box<dyn Stream<Item = Result<pb::WatchAgentWorkResponse, Status>> + Send>>;
 type JobStream = Pin<Box<dyn Stream<Item = Result<pb::WatchJobsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -173,6 +174,78 @@ impl<S: Store + ?Sized> SchedulerService for SchedulerGrpc<S> {
         let r = request.into_inner();
         let jobs = self.scheduler.renew(&caller, &r.certificates, &r.csr_pem).await?;
         Ok(Response::new(pb::RenewCertificatesResponse { jobs: jobs.into_iter().map(job_to_pb).collect() }))
+    }
+
+    type WatchAgentWorkStream = AgentNoticeStream;
+
+    async fn watch_agent_work(
+        &self,
+        _request: Request<pb::WatchAgentWorkRequest>,
+    ) -> Result<Response<Self::WatchAgentWorkStream>, Status> {
+        let mut notices = self.scheduler.store.agent_notices();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            // A new watcher has missed everything so far.
+            let mut batch = vec![crate::store::EVERY_AGENT.to_owned()];
+            loop {
+                // Whatever else arrived meanwhile rides in the same message.
+                loop {
+                    match notices.try_recv() {
+                        Ok(agent) => batch.push(agent),
+                        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
+                            batch.push(crate::store::EVERY_AGENT.to_owned())
+                        }
+                        Err(_) => break,
+                    }
+                    if batch.len() >= 1000 {
+                        break;
+                    }
+                }
+                batch.sort_unstable();
+                batch.dedup();
+                if tx.send(Ok(pb::WatchAgentWorkResponse { agents: std::mem::take(&mut batch) })).await.is_err() {
+                    return;
+                }
+                match notices.recv().await {
+                    Ok(agent) => batch.push(agent),
+                    Err(RecvError::Lagged(_)) => batch.push(crate::store::EVERY_AGENT.to_owned()),
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn list_agent_work(
+        &self,
+        request: Request<pb::ListAgentWorkRequest>,
+    ) -> Result<Response<pb::ListAgentWorkResponse>, Status> {
+        let r = request.into_inner();
+        let (jobs, next_page_token) = self.scheduler.agent_work(&r.agent, r.page_size, &r.page_token).await?;
+        let work = jobs
+            .iter()
+            .filter_map(|job| {
+                crate::agent_work::command_of(job).map(|command| pb::AgentWork { job: job.name(), command: Some(command) })
+            })
+            .collect();
+        Ok(Response::new(pb::ListAgentWorkResponse { work, next_page_token }))
+    }
+
+    async fn complete_agent_work(
+        &self,
+        request: Request<pb::CompleteAgentWorkRequest>,
+    ) -> Result<Response<pb::CompleteAgentWorkResponse>, Status> {
+        use pb::complete_agent_work_request::Answer as A;
+        let r = request.into_inner();
+        let answer = match r.answer {
+            Some(A::Csr(csr)) => crate::agent_work::Answer::Csr(csr),
+            Some(A::Deploy(report)) => crate::agent_work::Answer::Deploy(report),
+            Some(A::Rejected(rejected)) => crate::agent_work::Answer::Rejected(rejected),
+            None => return Err(invalid("answer", "required: csr, deploy or rejected")),
+        };
+        let job = self.scheduler.complete_agent_work(&r.job, &r.agent, answer).await?;
+        Ok(Response::new(pb::CompleteAgentWorkResponse { job: Some(job_to_pb(job)) }))
     }
 
     async fn watch_jobs(

@@ -10,6 +10,7 @@
 //! speaks domain types only and touches no other service's tables. Cancel and
 //! retry commit their audit event to the outbox in the same transaction.
 
+pub mod agent_work;
 pub mod clock;
 pub mod error;
 pub mod grpc;
@@ -121,7 +122,8 @@ pub fn build<S: Store>(
     let relay_wake = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(certctl_outbox::run(Arc::new(OutboxOf(store.clone())), audit, relay_wake, shutdown.clone()));
     tokio::spawn(renewal_loop::run(store.clone(), upstreams.clone(), config.scan_interval, shutdown.clone()));
-    let handler = Arc::new(handler::LifecycleHandler::new(upstreams.clone(), config.issuer_concurrency));
+    let handler =
+        Arc::new(handler::LifecycleHandler::new(store.clone(), upstreams.clone(), config.issuer_concurrency));
     let worker = WorkerConfig { lease_secs: config.lease_secs, ..WorkerConfig::new(config.worker_name) };
     tokio::spawn(Worker::new(store.clone(), handler, worker).run(shutdown));
     grpc::SchedulerGrpc::new(service::Scheduler { store, upstreams }).into_server()

@@ -15,7 +15,8 @@ use futures::Stream;
 use crate::error::{Result, SchedulerError};
 use crate::listing::{JobPage, ListJobs};
 use crate::renewal_loop::next_version_job;
-use crate::store::Store;
+use crate::agent_work::{Answer, Continuation};
+use crate::store::{JobOutcome, LeaseRef, Resume, Store};
 use crate::upstream::{CallError, Upstreams};
 
 /// How often a watch re-reads jobs that other replicas may have changed.
@@ -145,6 +146,40 @@ impl<S: Store + ?Sized> Scheduler<S> {
         Ok(jobs)
     }
 
+    /// Jobs waiting for `agent`, oldest first, with their commands.
+    pub async fn agent_work(&self, agent: &str, page_size: i32, page_token: &str) -> Result<(Vec<Job>, String)> {
+        name::parse("agent", Collection::Agents, agent)?;
+        let limit = page::page_size(page_size)?;
+        let after = (!page_token.is_empty()).then_some(page_token);
+        if let Some(after) = after
+            && !(after.len() == 32 && after.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(DomainError::invalid("page_token", "not a token this listing returned").into());
+        }
+        let jobs = self.store.agent_work(agent, after, limit + 1).await?;
+        Ok(page_of(jobs, limit))
+    }
+
+    /// An agent's answer to the command a job waits on: the job runs on with
+    /// it, or fails when the agent refused the command.
+    pub async fn complete_agent_work(&self, job: &str, agent: &str, answer: Answer) -> Result<Job> {
+        let id = job_id("job", job)?;
+        name::parse("agent", Collection::Agents, agent)?;
+        let current = self.store.get(&id).await?;
+        match crate::agent_work::answer(&current, agent, answer)? {
+            Continuation::Resume(payload) => self.store.resume(&id, Some(payload), Resume::Pending).await,
+            Continuation::Fail(error) => {
+                let running = self
+                    .store
+                    .resume(&id, None, Resume::Running { worker: format!("hub:{agent}"), lease_secs: 60 })
+                    .await?;
+                let lease = LeaseRef::of(&running)
+                    .ok_or_else(|| certctl_common::StoreError::Internal("a resumed job has no lease".into()))?;
+                self.store.report_one(&lease, JobOutcome::Fail(error)).await
+            }
+        }
+    }
+
     /// The named jobs now, then each again whenever it changes, until all
     /// are finished.
     pub async fn watch(&self, names: &[String]) -> Result<impl Stream<Item = Result<Job>> + use<S>> {
@@ -218,4 +253,12 @@ where
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(body(tx));
     tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// A page of `limit` from `limit + 1` fetched, and the token after it.
+fn page_of(mut jobs: Vec<Job>, limit: i64) -> (Vec<Job>, String) {
+    let more = jobs.len() as i64 > limit;
+    jobs.truncate(limit as usize);
+    let next = if more { jobs.last().map(|j| j.id.clone()).unwrap_or_default() } else { String::new() };
+    (jobs, next)
 }

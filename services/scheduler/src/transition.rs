@@ -77,8 +77,11 @@ pub(crate) fn report(
             job.error = Some(error);
             change(old, job, None, message)
         }
-        JobOutcome::AwaitAgent { reason, timeout_at } => {
+        JobOutcome::AwaitAgent { reason, timeout_at, payload } => {
             job.state = JobState::AwaitingAgent;
+            if let Some(payload) = payload {
+                job.payload = payload;
+            }
             if let Some(t) = timeout_at {
                 job.run_at = t;
             }
@@ -241,10 +244,10 @@ mod tests {
         let c = check(5, JobOutcome::Retry(err()), JobState::Failed, None);
         assert!(c.message.ends_with("no attempts left"), "{}", c.message);
         check(1, JobOutcome::Fail(err()), JobState::Failed, None);
-        let wait = JobOutcome::AwaitAgent { reason: "CSR".into(), timeout_at: Some(NOW + 600) };
+        let wait = JobOutcome::AwaitAgent { reason: "CSR".into(), timeout_at: Some(NOW + 600), payload: None };
         let c = check(1, wait, JobState::AwaitingAgent, Some(NOW + 600));
         assert_eq!(c.job.run_at, NOW + 600);
-        check(1, JobOutcome::AwaitAgent { reason: "CSR".into(), timeout_at: None }, JobState::AwaitingAgent, None);
+        check(1, JobOutcome::AwaitAgent { reason: "CSR".into(), timeout_at: None, payload: None }, JobState::AwaitingAgent, None);
     }
 
     #[test]
@@ -259,7 +262,7 @@ mod tests {
     fn resuming() {
         let waiting = report(
             &running(2),
-            JobOutcome::AwaitAgent { reason: "CSR".into(), timeout_at: None },
+            JobOutcome::AwaitAgent { reason: "CSR".into(), timeout_at: None, payload: None },
             NOW,
             &RetryPolicy::default(),
             0,

@@ -136,3 +136,80 @@ impl Upstreams {
         Ok(answer.issued_certificate.map(|i| i.certificate_version).unwrap_or_default())
     }
 }
+
+/// A certificate as the agent steps need it: its names, key and targets.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub certificate: certctl_proto::inventory::Certificate,
+    /// Its targets that name an agent, as the inventory holds them now.
+    pub targets: Vec<certctl_proto::inventory::Target>,
+}
+
+impl Placement {
+    /// The distinct agents its targets name, sorted.
+    pub fn agents(&self) -> Vec<String> {
+        let mut agents: Vec<String> = self.targets.iter().map(|t| t.agent.clone()).collect();
+        agents.sort_unstable();
+        agents.dedup();
+        agents
+    }
+}
+
+impl Upstreams {
+    /// The certificate and those of its targets an agent deploys to.
+    pub async fn placement(&self, name: &str) -> Result<Placement, CallError> {
+        let certificate = self
+            .inventory
+            .clone()
+            .get_certificate(request(GetCertificateRequest { name: name.to_owned() }))
+            .await
+            .map_err(classify)?
+            .into_inner()
+            .certificate
+            .ok_or_else(|| CallError::Unavailable("empty answer".to_owned()))?;
+        let mut targets = Vec::with_capacity(certificate.targets.len());
+        for target in &certificate.targets {
+            let found = self
+                .inventory
+                .clone()
+                .get_target(request(certctl_proto::inventory::GetTargetRequest { name: target.clone() }))
+                .await
+                .map_err(classify)?
+                .into_inner()
+                .target
+                .ok_or_else(|| CallError::Unavailable("empty answer".to_owned()))?;
+            if !found.agent.is_empty() {
+                targets.push(found);
+            }
+        }
+        Ok(Placement { certificate, targets })
+    }
+
+    pub async fn version(&self, name: &str) -> Result<certctl_proto::inventory::CertificateVersion, CallError> {
+        self.inventory
+            .clone()
+            .get_certificate_version(request(certctl_proto::inventory::GetCertificateVersionRequest {
+                name: name.to_owned(),
+            }))
+            .await
+            .map_err(classify)?
+            .into_inner()
+            .certificate_version
+            .ok_or_else(|| CallError::Unavailable("empty answer".to_owned()))
+    }
+}
+
+impl Upstreams {
+    /// Records how deployments went (or that they started).
+    pub async fn record_deployments(
+        &self,
+        deployments: Vec<certctl_proto::inventory::Deployment>,
+    ) -> Result<(), CallError> {
+        self.inventory
+            .clone()
+            .record_deployments(request(certctl_proto::inventory::RecordDeploymentsRequest { deployments }))
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}

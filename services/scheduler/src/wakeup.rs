@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+/// Agent notices a slow hub may fall behind by before it resynchronises.
+const AGENT_NOTICE_BACKLOG: usize = 4096;
+
 /// A subscription to wake-ups. Each worker holds its own.
 #[derive(Debug, Clone)]
 pub struct Wakeups {
@@ -35,6 +38,7 @@ impl Wakeups {
 #[derive(Debug)]
 pub(crate) struct WakeHub {
     tx: Arc<watch::Sender<u64>>,
+    agents: tokio::sync::broadcast::Sender<String>,
     // Keeps the channel open while the store lives, so a listener task that
     // waits for `closed()` ends only with the store and its subscriptions.
     _keepalive: watch::Receiver<u64>,
@@ -43,7 +47,23 @@ pub(crate) struct WakeHub {
 impl WakeHub {
     pub(crate) fn new() -> Self {
         let (tx, rx) = watch::channel(0);
-        Self { tx: Arc::new(tx), _keepalive: rx }
+        let (agents, _) = tokio::sync::broadcast::channel(AGENT_NOTICE_BACKLOG);
+        Self { tx: Arc::new(tx), agents, _keepalive: rx }
+    }
+
+    /// Names an agent that has new work.
+    pub(crate) fn agent_work(&self, agent: &str) {
+        // No receiver is fine: no hub is watching this replica.
+        let _ = self.agents.send(agent.to_owned());
+    }
+
+    pub(crate) fn agent_notices(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.agents.subscribe()
+    }
+
+    /// For the listener that forwards other replicas' agent notices.
+    pub(crate) fn agent_sender(&self) -> tokio::sync::broadcast::Sender<String> {
+        self.agents.clone()
     }
 
     pub(crate) fn wake(&self) {

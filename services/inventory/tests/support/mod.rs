@@ -56,7 +56,12 @@ impl Served {
                 .add_service(service)
                 .serve_with_incoming(TcpListenerStream::new(listener)),
         );
-        let client = InventoryServiceClient::connect(format!("http://{addr}")).await.expect("the server answers");
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("a URL")
+            .connect()
+            .await
+            .expect("the server answers");
+        let client = InventoryServiceClient::new(channel);
         Self { client, store, clock, _dir: dir }
     }
 

@@ -67,8 +67,10 @@ pub enum JobOutcome {
     Fail(JobError),
     /// Waiting for an agent: the lease is released. `resume` continues the
     /// attempt; if `timeout_at` passes first, a worker claims the job again
-    /// (as a new attempt) to decide what to do.
-    AwaitAgent { reason: String, timeout_at: Option<UnixTime> },
+    /// (as a new attempt) to decide what to do. `payload`, when given,
+    /// replaces the job's: one that names `agent` (`agents/{id}`) and a
+    /// `command` is work that agent's hub hears of (`agent_work`).
+    AwaitAgent { reason: String, timeout_at: Option<UnixTime>, payload: Option<serde_json::Value> },
 }
 
 /// One report of leased work.
@@ -181,7 +183,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Releases the lease while an agent does its part.
     async fn await_agent(&self, lease: &LeaseRef, reason: &str, timeout_at: Option<UnixTime>) -> Result<Job> {
-        self.report_one(lease, JobOutcome::AwaitAgent { reason: reason.to_owned(), timeout_at }).await
+        self.report_one(lease, JobOutcome::AwaitAgent { reason: reason.to_owned(), timeout_at, payload: None }).await
     }
 
     /// Continues a job that awaits an agent, with the agent's answer as the
@@ -208,6 +210,14 @@ pub trait Store: Send + Sync + 'static {
     /// A job's transitions, oldest first, after `after_seq`.
     async fn timeline(&self, id: &str, after_seq: Option<i64>, limit: i64) -> Result<Vec<JobTransition>>;
 
+    /// Jobs awaiting `agent` (`agents/{id}`), in id order after `after_id`.
+    async fn agent_work(&self, agent: &str, after_id: Option<&str>, limit: i64) -> Result<Vec<Job>>;
+
+    /// Names agents as jobs start waiting for them, from this store or
+    /// (PostgreSQL) any replica. `EVERY_AGENT` means notices may have been
+    /// lost; so does a lagging receiver. Either way, look for every agent.
+    fn agent_notices(&self) -> tokio::sync::broadcast::Receiver<String>;
+
     /// The earliest moment some job becomes claimable (a `run_at`, a lease
     /// expiry or an agent timeout), possibly in the past; `None` when nothing
     /// is scheduled. An idle worker sleeps until then or until a wake-up.
@@ -229,3 +239,16 @@ pub trait Store: Send + Sync + 'static {
 
 /// The channel PostgreSQL replicas notify each other on.
 pub const WAKE_CHANNEL: &str = "certctl_scheduler_jobs";
+/// The channel that names agents with new work (the payload is the agent).
+pub const AGENT_WORK_CHANNEL: &str = "certctl_scheduler_agent_work";
+
+/// An agent notice that stands for every agent: notices may have been missed.
+pub const EVERY_AGENT: &str = "*";
+
+/// The agent a job waits for, from its payload.
+pub fn awaited_agent(job: &Job) -> Option<&str> {
+    if job.state != JobState::AwaitingAgent {
+        return None;
+    }
+    job.payload.get("agent").and_then(|a| a.as_str()).filter(|a| !a.is_empty())
+}

@@ -12,7 +12,7 @@ use sqlx::Connection as _;
 use sqlx::postgres::{PgConnection, PgListener, PgPool};
 use tokio::sync::{oneshot, watch};
 
-use super::WAKE_CHANNEL;
+use super::{AGENT_WORK_CHANNEL, WAKE_CHANNEL};
 use super::sql::sql_store;
 use crate::clock::{Clock, SystemClock};
 use crate::wakeup::WakeHub;
@@ -79,10 +79,33 @@ impl PostgresStore {
 
     fn subscribe(&self) -> Wakeups {
         let wakeups = self.wake.subscribe();
+        self.ensure_listening();
+        wakeups
+    }
+
+    /// In the transaction: delivered to every replica's listener (this one's
+    /// too) on commit, which announces the agents to its hubs.
+    async fn notify_agents(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, agents: &[&str]) -> Result<()> {
+        for agent in agents {
+            sqlx::query("SELECT pg_notify($1, $2)").bind(AGENT_WORK_CHANNEL).bind(*agent).execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// The listener announces them, for this replica as for the others.
+    fn announce_agents(&self, _agents: &[&str]) {}
+
+    fn subscribe_agents(&self) -> tokio::sync::broadcast::Receiver<String> {
+        let notices = self.wake.agent_notices();
+        self.ensure_listening();
+        notices
+    }
+
+    fn ensure_listening(&self) {
         if !self.listening.swap(true, Ordering::SeqCst) {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    runtime.spawn(listen(self.pool.clone(), self.wake.sender()));
+                    runtime.spawn(listen(self.pool.clone(), self.wake.sender(), self.wake.agent_sender()));
                 }
                 Err(_) => {
                     self.listening.store(false, Ordering::SeqCst);
@@ -90,7 +113,6 @@ impl PostgresStore {
                 }
             }
         }
-        wakeups
     }
 
     async fn lead(&self, name: &str) -> Result<Option<Leadership>> {
@@ -190,15 +212,15 @@ async fn keep_lock(
     }
 }
 
-/// Forwards `NOTIFY`s from other replicas to this store's wake-ups until the
-/// store and every subscription are gone.
-async fn listen(pool: PgPool, wake: Arc<watch::Sender<u64>>) {
+/// Forwards `NOTIFY`s from other replicas to this store's wake-ups and agent
+/// notices until the store and every subscription are gone.
+async fn listen(pool: PgPool, wake: Arc<watch::Sender<u64>>, agents: tokio::sync::broadcast::Sender<String>) {
     let mut backoff = Duration::from_millis(100);
     let bump = || wake.send_modify(|n| *n = n.wrapping_add(1));
     loop {
         let connected = async {
             let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(WAKE_CHANNEL).await?;
+            listener.listen_all([WAKE_CHANNEL, AGENT_WORK_CHANNEL]).await?;
             Ok::<_, sqlx::Error>(listener)
         };
         let mut listener = tokio::select! {
@@ -218,11 +240,16 @@ async fn listen(pool: PgPool, wake: Arc<watch::Sender<u64>>) {
             _ = wake.closed() => return,
         };
         backoff = Duration::from_millis(100);
-        // Anything sent while we were not listening is lost: look once.
+        // Anything sent while we were not listening is lost: look once, and
+        // tell hubs to look for every agent they hold.
         bump();
+        let _ = agents.send(super::EVERY_AGENT.to_owned());
         loop {
             tokio::select! {
                 received = listener.try_recv() => match received {
+                    Ok(Some(notification)) if notification.channel() == AGENT_WORK_CHANNEL => {
+                        let _ = agents.send(notification.payload().to_owned());
+                    }
                     Ok(Some(_)) => bump(),
                     // The connection dropped and was re-established.
                     Ok(None) => bump(),

@@ -395,10 +395,15 @@ macro_rules! sql_store {
                 if wake {
                     Self::notify(&mut tx).await?;
                 }
+                let mut agents: Vec<&str> = changes.iter().filter_map(|c| crate::store::awaited_agent(&c.job)).collect();
+                agents.sort_unstable();
+                agents.dedup();
+                Self::notify_agents(&mut tx, &agents).await?;
                 tx.commit().await?;
                 if wake {
                     self.wake.wake();
                 }
+                self.announce_agents(&agents);
                 Ok(results)
             }
 
@@ -496,6 +501,24 @@ macro_rules! sql_store {
                     });
                 }
                 Ok(timeline)
+            }
+
+            async fn agent_work(&self, agent: &str, after_id: Option<&str>, limit: i64) -> Result<Vec<Job>> {
+                let sql = format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'awaiting_agent' AND agent = $1 AND id > $2 \
+                     ORDER BY id LIMIT $3"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(agent)
+                    .bind(after_id.unwrap_or(""))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(Self::job_from_row).collect()
+            }
+
+            fn agent_notices(&self) -> tokio::sync::broadcast::Receiver<String> {
+                self.subscribe_agents()
             }
 
             async fn next_run_at(&self) -> Result<Option<certctl_domain::UnixTime>> {

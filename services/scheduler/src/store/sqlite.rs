@@ -62,6 +62,21 @@ impl SqliteStore {
         self.wake.subscribe()
     }
 
+    async fn notify_agents(_tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, _agents: &[&str]) -> Result<()> {
+        Ok(())
+    }
+
+    /// After the commit: every hub watching this database is in this process.
+    fn announce_agents(&self, agents: &[&str]) {
+        for agent in agents {
+            self.wake.agent_work(agent);
+        }
+    }
+
+    fn subscribe_agents(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.wake.agent_notices()
+    }
+
     async fn lead(&self, name: &str) -> Result<Option<Leadership>> {
         let key = (self.pool.connect_options().get_filename().to_path_buf(), name.to_owned());
         let mut held = HELD.lock().map_err(|_| StoreError::Internal("the leadership registry is poisoned".into()))?;

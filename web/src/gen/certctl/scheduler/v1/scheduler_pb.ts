@@ -4,6 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Command, CommandRejected, CsrReady, DeployReport } from "../../agent/v1/agent_pb";
+import { file_certctl_agent_v1_agent } from "../../agent/v1/agent_pb";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -13,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file certctl/scheduler/v1/scheduler.proto.
  */
 export const file_certctl_scheduler_v1_scheduler: GenFile = /*@__PURE__*/
-  fileDesc("CiRjZXJ0Y3RsL3NjaGVkdWxlci92MS9zY2hlZHVsZXIucHJvdG8SFGNlcnRjdGwuc2NoZWR1bGVyLnYxIikKCEpvYkVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSKkAwoDSm9iEgwKBG5hbWUYASABKAkSKwoEa2luZBgCIAEoDjIdLmNlcnRjdGwuc2NoZWR1bGVyLnYxLkpvYktpbmQSLQoFc3RhdGUYAyABKA4yHi5jZXJ0Y3RsLnNjaGVkdWxlci52MS5Kb2JTdGF0ZRITCgtjZXJ0aWZpY2F0ZRgEIAEoCRIQCghhdHRlbXB0cxgFIAEoBRIUCgxtYXhfYXR0ZW1wdHMYBiABKAUSLAoIcnVuX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KBWVycm9yGAggASgLMh4uY2VydGN0bC5zY2hlZHVsZXIudjEuSm9iRXJyb3ISJwoGcmVzdWx0GAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIOCgZ3b3JrZXIYCiABKAkSLwoLY3JlYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLUAQoISm9iRXZlbnQSEAoIc2VxdWVuY2UYASABKAMSLgoKZXZlbnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoKZnJvbV9zdGF0ZRgDIAEoDjIeLmNlcnRjdGwuc2NoZWR1bGVyLnYxLkpvYlN0YXRlEjAKCHRvX3N0YXRlGAQgASgOMh4uY2VydGN0bC5zY2hlZHVsZXIudjEuSm9iU3RhdGUSDwoHYXR0ZW1wdBgFIAEoBRIPCgdtZXNzYWdlGAYgASgJIh0KDUdldEpvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCSI4Cg5HZXRKb2JSZXNwb25zZRImCgNqb2IYASABKAsyGS5jZXJ0Y3RsLnNjaGVkdWxlci52MS5Kb2IiqQEKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRItCgVzdGF0ZRgDIAEoDjIeLmNlcnRjdGwuc2NoZWR1bGVyLnYxLkpvYlN0YXRlEisKBGtpbmQYBCABKA4yHS5jZXJ0Y3RsLnNjaGVkdWxlci52MS5Kb2JLaW5kEhMKC2NlcnRpZmljYXRlGAUgASgJIlQKEExpc3RKb2JzUmVzcG9uc2USJwoEam9icxgBIAMoCzIZLmNlcnRjdGwuc2NoZWR1bGVyLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTQoUTGlzdEpvYkV2ZW50c1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImQKFUxpc3RKb2JFdmVudHNSZXNwb25zZRIyCgpqb2JfZXZlbnRzGAEgAygLMh4uY2VydGN0bC5zY2hlZHVsZXIudjEuSm9iRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjAKEENhbmNlbEpvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZyZWFzb24YAiABKAkiOwoRQ2FuY2VsSm9iUmVzcG9uc2USJgoDam9iGAEgASgLMhkuY2VydGN0bC5zY2hlZHVsZXIudjEuSm9iIh8KD1JldHJ5Sm9iUmVxdWVzdBIMCgRuYW1lGAEgASgJIjoKEFJldHJ5Sm9iUmVzcG9uc2USJgoDam9iGAEgASgLMhkuY2VydGN0bC5zY2hlZHVsZXIudjEuSm9iIkEKGFJlbmV3Q2VydGlmaWNhdGVzUmVxdWVzdBIUCgxjZXJ0aWZpY2F0ZXMYASADKAkSDwoHY3NyX3BlbRgCIAEoCSJEChlSZW5ld0NlcnRpZmljYXRlc1Jlc3BvbnNlEicKBGpvYnMYASADKAsyGS5jZXJ0Y3RsLnNjaGVkdWxlci52MS5Kb2IiIQoQV2F0Y2hKb2JzUmVxdWVzdBINCgVuYW1lcxgBIAMoCSI7ChFXYXRjaEpvYnNSZXNwb25zZRImCgNqb2IYASABKAsyGS5jZXJ0Y3RsLnNjaGVkdWxlci52MS5Kb2IqggEKB0pvYktpbmQSGAoUSk9CX0tJTkRfVU5TUEVDSUZJRUQQABIVChFKT0JfS0lORF9JU1NVQU5DRRABEhQKEEpPQl9LSU5EX1JFTkVXQUwQAhIXChNKT0JfS0lORF9ERVBMT1lNRU5UEAMSFwoTSk9CX0tJTkRfVkFMSURBVElPThAEKrkBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFKT0JfU1RBVEVfUEVORElORxABEhUKEUpPQl9TVEFURV9SVU5OSU5HEAISHAoYSk9CX1NUQVRFX0FXQUlUSU5HX0FHRU5UEAMSFwoTSk9CX1NUQVRFX1NVQ0NFRURFRBAEEhQKEEpPQl9TVEFURV9GQUlMRUQQBRIXChNKT0JfU1RBVEVfQ0FOQ0VMTEVEEAYytAcKEFNjaGVkdWxlclNlcnZpY2UScgoGR2V0Sm9iEiMuY2VydGN0bC5zY2hlZHVsZXIudjEuR2V0Sm9iUmVxdWVzdBokLmNlcnRjdGwuc2NoZWR1bGVyLnYxLkdldEpvYlJlc3BvbnNlIh2C0+STAhcSFS9hcGkvdjEve25hbWU9am9icy8qfRJvCghMaXN0Sm9icxIlLmNlcnRjdGwuc2NoZWR1bGVyLnYxLkxpc3RKb2JzUmVxdWVzdBomLmNlcnRjdGwuc2NoZWR1bGVyLnYxLkxpc3RKb2JzUmVzcG9uc2UiFILT5JMCDhIML2FwaS92MS9qb2JzEpABCg1MaXN0Sm9iRXZlbnRzEiouY2VydGN0bC5zY2hlZHVsZXIudjEuTGlzdEpvYkV2ZW50c1JlcXVlc3QaKy5jZXJ0Y3RsLnNjaGVkdWxlci52MS5MaXN0Sm9iRXZlbnRzUmVzcG9uc2UiJoLT5JMCIBIeL2FwaS92MS97cGFyZW50PWpvYnMvKn0vZXZlbnRzEoUBCglDYW5jZWxKb2ISJi5jZXJ0Y3RsLnNjaGVkdWxlci52MS5DYW5jZWxKb2JSZXF1ZXN0GicuY2VydGN0bC5zY2hlZHVsZXIudjEuQ2FuY2VsSm9iUmVzcG9uc2UiJ4LT5JMCIToBKiIcL2FwaS92MS97bmFtZT1qb2JzLyp9OmNhbmNlbBKBAQoIUmV0cnlKb2ISJS5jZXJ0Y3RsLnNjaGVkdWxlci52MS5SZXRyeUpvYlJlcXVlc3QaJi5jZXJ0Y3RsLnNjaGVkdWxlci52MS5SZXRyeUpvYlJlc3BvbnNlIiaC0+STAiA6ASoiGy9hcGkvdjEve25hbWU9am9icy8qfTpyZXRyeRKfAQoRUmVuZXdDZXJ0aWZpY2F0ZXMSLi5jZXJ0Y3RsLnNjaGVkdWxlci52MS5SZW5ld0NlcnRpZmljYXRlc1JlcXVlc3QaLy5jZXJ0Y3RsLnNjaGVkdWxlci52MS5SZW5ld0NlcnRpZmljYXRlc1Jlc3BvbnNlIimC0+STAiM6ASoiHi9hcGkvdjEvam9iczpyZW5ld0NlcnRpZmljYXRlcxJ6CglXYXRjaEpvYnMSJi5jZXJ0Y3RsLnNjaGVkdWxlci52MS5XYXRjaEpvYnNSZXF1ZXN0GicuY2VydGN0bC5zY2hlZHVsZXIudjEuV2F0Y2hKb2JzUmVzcG9uc2UiGoLT5JMCFBISL2FwaS92MS9qb2JzOndhdGNoMAFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiRjZXJ0Y3RsL3NjaGVkdWxlci92MS9zY2hlZHVsZXIucHJvdG8SFGNlcnRjdGwuc2NoZWR1bGVyLnYxIikKCEpvYkVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSKkAwoDSm9iEgwKBG5hbWUYASABKAkSKwoEa2luZBgCIAEoDjIdLmNlcnRjdGwuc2NoZWR1bGVyLnYxLkpvYktpbmQSLQoFc3RhdGUYAyABKA4yHi5jZXJ0Y3RsLnNjaGVkdWxlci52MS5Kb2JTdGF0ZRITCgtjZXJ0aWZpY2F0ZRgEIAEoCRIQCghhdHRlbXB0cxgFIAEoBRIUCgxtYXhfYXR0ZW1wdHMYBiABKAUSLAoIcnVuX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KBWVycm9yGAggASgLMh4uY2VydGN0bC5zY2hlZHVsZXIudjEuSm9iRXJyb3ISJwoGcmVzdWx0GAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIOCgZ3b3JrZXIYCiABKAkSLwoLY3JlYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLUAQoISm9iRXZlbnQSEAoIc2VxdWVuY2UYASABKAMSLgoKZXZlbnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoKZnJvbV9zdGF0ZRgDIAEoDjIeLmNlcnRjdGwuc2NoZWR1bGVyLnYxLkpvYlN0YXRlEjAKCHRvX3N0YXRlGAQgASgOMh4uY2VydGN0bC5zY2hlZHVsZXIudjEuSm9iU3RhdGUSDwoHYXR0ZW1wdBgFIAEoBRIPCgdtZXNzYWdlGAYgASgJIh0KDUdldEpvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCSI4Cg5HZXRKb2JSZXNwb25zZRImCgNqb2IYASABKAsyGS5jZXJ0Y3RsLnNjaGVkdWxlci52MS5Kb2IiqQEKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRItCgVzdGF0ZRgDIAEoDjIeLmNlcnRjdGwuc2NoZWR1bGVyLnYxLkpvYlN0YXRlEisKBGtpbmQYBCABKA4yHS5jZXJ0Y3RsLnNjaGVkdWxlci52MS5Kb2JLaW5kEhMKC2NlcnRpZmljYXRlGAUgASgJIlQKEExpc3RKb2JzUmVzcG9uc2USJwoEam9icxgBIAMoCzIZLmNlcnRjdGwuc2NoZWR1bGVyLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTQoUTGlzdEpvYkV2ZW50c1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImQKFUxpc3RKb2JFdmVudHNSZXNwb25zZRIyCgpqb2JfZXZlbnRzGAEgAygLMh4uY2VydGN0bC5zY2hlZHVsZXIudjEuSm9iRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjAKEENhbmNlbEpvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZyZWFzb24YAiABKAkiOwoRQ2FuY2VsSm9iUmVzcG9uc2USJgoDam9iGAEgASgLMhkuY2VydGN0bC5zY2hlZHVsZXIudjEuSm9iIh8KD1JldHJ5Sm9iUmVxdWVzdBIMCgRuYW1lGAEgASgJIjoKEFJldHJ5Sm9iUmVzcG9uc2USJgoDam9iGAEgASgLMhkuY2VydGN0bC5zY2hlZHVsZXIudjEuSm9iIkEKGFJlbmV3Q2VydGlmaWNhdGVzUmVxdWVzdBIUCgxjZXJ0aWZpY2F0ZXMYASADKAkSDwoHY3NyX3BlbRgCIAEoCSJEChlSZW5ld0NlcnRpZmljYXRlc1Jlc3BvbnNlEicKBGpvYnMYASADKAsyGS5jZXJ0Y3RsLnNjaGVkdWxlci52MS5Kb2IiIQoQV2F0Y2hKb2JzUmVxdWVzdBINCgVuYW1lcxgBIAMoCSI7ChFXYXRjaEpvYnNSZXNwb25zZRImCgNqb2IYASABKAsyGS5jZXJ0Y3RsLnNjaGVkdWxlci52MS5Kb2IiFwoVV2F0Y2hBZ2VudFdvcmtSZXF1ZXN0IigKFldhdGNoQWdlbnRXb3JrUmVzcG9uc2USDgoGYWdlbnRzGAEgAygJIkwKFExpc3RBZ2VudFdvcmtSZXF1ZXN0Eg0KBWFnZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIl8KFUxpc3RBZ2VudFdvcmtSZXNwb25zZRItCgR3b3JrGAEgAygLMh8uY2VydGN0bC5zY2hlZHVsZXIudjEuQWdlbnRXb3JrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJECglBZ2VudFdvcmsSCwoDam9iGAEgASgJEioKB2NvbW1hbmQYAiABKAsyGS5jZXJ0Y3RsLmFnZW50LnYxLkNvbW1hbmQi1AEKGENvbXBsZXRlQWdlbnRXb3JrUmVxdWVzdBILCgNqb2IYASABKAkSDQoFYWdlbnQYAiABKAkSKQoDY3NyGAMgASgLMhouY2VydGN0bC5hZ2VudC52MS5Dc3JSZWFkeUgAEjAKBmRlcGxveRgEIAEoCzIeLmNlcnRjdGwuYWdlbnQudjEuRGVwbG95UmVwb3J0SAASNQoIcmVqZWN0ZWQYBSABKAsyIS5jZXJ0Y3RsLmFnZW50LnYxLkNvbW1hbmRSZWplY3RlZEgAQggKBmFuc3dlciJDChlDb21wbGV0ZUFnZW50V29ya1Jlc3BvbnNlEiYKA2pvYhgBIAEoCzIZLmNlcnRjdGwuc2NoZWR1bGVyLnYxLkpvYiqCAQoHSm9iS2luZBIYChRKT0JfS0lORF9VTlNQRUNJRklFRBAAEhUKEUpPQl9LSU5EX0lTU1VBTkNFEAESFAoQSk9CX0tJTkRfUkVORVdBTBACEhcKE0pPQl9LSU5EX0RFUExPWU1FTlQQAxIXChNKT0JfS0lORF9WQUxJREFUSU9OEAQquQEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFURV9QRU5ESU5HEAESFQoRSk9CX1NUQVRFX1JVTk5JTkcQAhIcChhKT0JfU1RBVEVfQVdBSVRJTkdfQUdFTlQQAxIXChNKT0JfU1RBVEVfU1VDQ0VFREVEEAQSFAoQSk9CX1NUQVRFX0ZBSUxFRBAFEhcKE0pPQl9TVEFURV9DQU5DRUxMRUQQBjKDCgoQU2NoZWR1bGVyU2VydmljZRJyCgZHZXRKb2ISIy5jZXJ0Y3RsLnNjaGVkdWxlci52MS5HZXRKb2JSZXF1ZXN0GiQuY2VydGN0bC5zY2hlZHVsZXIudjEuR2V0Sm9iUmVzcG9uc2UiHYLT5JMCFxIVL2FwaS92MS97bmFtZT1qb2JzLyp9Em8KCExpc3RKb2JzEiUuY2VydGN0bC5zY2hlZHVsZXIudjEuTGlzdEpvYnNSZXF1ZXN0GiYuY2VydGN0bC5zY2hlZHVsZXIudjEuTGlzdEpvYnNSZXNwb25zZSIUgtPkkwIOEgwvYXBpL3YxL2pvYnMSkAEKDUxpc3RKb2JFdmVudHMSKi5jZXJ0Y3RsLnNjaGVkdWxlci52MS5MaXN0Sm9iRXZlbnRzUmVxdWVzdBorLmNlcnRjdGwuc2NoZWR1bGVyLnYxLkxpc3RKb2JFdmVudHNSZXNwb25zZSImgtPkkwIgEh4vYXBpL3YxL3twYXJlbnQ9am9icy8qfS9ldmVudHMShQEKCUNhbmNlbEpvYhImLmNlcnRjdGwuc2NoZWR1bGVyLnYxLkNhbmNlbEpvYlJlcXVlc3QaJy5jZXJ0Y3RsLnNjaGVkdWxlci52MS5DYW5jZWxKb2JSZXNwb25zZSIngtPkkwIhOgEqIhwvYXBpL3YxL3tuYW1lPWpvYnMvKn06Y2FuY2VsEoEBCghSZXRyeUpvYhIlLmNlcnRjdGwuc2NoZWR1bGVyLnYxLlJldHJ5Sm9iUmVxdWVzdBomLmNlcnRjdGwuc2NoZWR1bGVyLnYxLlJldHJ5Sm9iUmVzcG9uc2UiJoLT5JMCIDoBKiIbL2FwaS92MS97bmFtZT1qb2JzLyp9OnJldHJ5Ep8BChFSZW5ld0NlcnRpZmljYXRlcxIuLmNlcnRjdGwuc2NoZWR1bGVyLnYxLlJlbmV3Q2VydGlmaWNhdGVzUmVxdWVzdBovLmNlcnRjdGwuc2NoZWR1bGVyLnYxLlJlbmV3Q2VydGlmaWNhdGVzUmVzcG9uc2UiKYLT5JMCIzoBKiIeL2FwaS92MS9qb2JzOnJlbmV3Q2VydGlmaWNhdGVzEnoKCVdhdGNoSm9icxImLmNlcnRjdGwuc2NoZWR1bGVyLnYxLldhdGNoSm9ic1JlcXVlc3QaJy5jZXJ0Y3RsLnNjaGVkdWxlci52MS5XYXRjaEpvYnNSZXNwb25zZSIagtPkkwIUEhIvYXBpL3YxL2pvYnM6d2F0Y2gwARJtCg5XYXRjaEFnZW50V29yaxIrLmNlcnRjdGwuc2NoZWR1bGVyLnYxLldhdGNoQWdlbnRXb3JrUmVxdWVzdBosLmNlcnRjdGwuc2NoZWR1bGVyLnYxLldhdGNoQWdlbnRXb3JrUmVzcG9uc2UwARJoCg1MaXN0QWdlbnRXb3JrEiouY2VydGN0bC5zY2hlZHVsZXIudjEuTGlzdEFnZW50V29ya1JlcXVlc3QaKy5jZXJ0Y3RsLnNjaGVkdWxlci52MS5MaXN0QWdlbnRXb3JrUmVzcG9uc2USdAoRQ29tcGxldGVBZ2VudFdvcmsSLi5jZXJ0Y3RsLnNjaGVkdWxlci52MS5Db21wbGV0ZUFnZW50V29ya1JlcXVlc3QaLy5jZXJ0Y3RsLnNjaGVkdWxlci52MS5Db21wbGV0ZUFnZW50V29ya1Jlc3BvbnNlYgZwcm90bzM", [file_certctl_agent_v1_agent, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Why the last attempt failed.
@@ -471,6 +473,181 @@ export const WatchJobsResponseSchema: GenMessage<WatchJobsResponse> = /*@__PURE_
   messageDesc(file_certctl_scheduler_v1_scheduler, 16);
 
 /**
+ * @generated from message certctl.scheduler.v1.WatchAgentWorkRequest
+ */
+export type WatchAgentWorkRequest = Message<"certctl.scheduler.v1.WatchAgentWorkRequest"> & {
+};
+
+/**
+ * Describes the message certctl.scheduler.v1.WatchAgentWorkRequest.
+ * Use `create(WatchAgentWorkRequestSchema)` to create a new message.
+ */
+export const WatchAgentWorkRequestSchema: GenMessage<WatchAgentWorkRequest> = /*@__PURE__*/
+  messageDesc(file_certctl_scheduler_v1_scheduler, 17);
+
+/**
+ * @generated from message certctl.scheduler.v1.WatchAgentWorkResponse
+ */
+export type WatchAgentWorkResponse = Message<"certctl.scheduler.v1.WatchAgentWorkResponse"> & {
+  /**
+   * `agents/{agent}` names that have new work.
+   *
+   * @generated from field: repeated string agents = 1;
+   */
+  agents: string[];
+};
+
+/**
+ * Describes the message certctl.scheduler.v1.WatchAgentWorkResponse.
+ * Use `create(WatchAgentWorkResponseSchema)` to create a new message.
+ */
+export const WatchAgentWorkResponseSchema: GenMessage<WatchAgentWorkResponse> = /*@__PURE__*/
+  messageDesc(file_certctl_scheduler_v1_scheduler, 18);
+
+/**
+ * @generated from message certctl.scheduler.v1.ListAgentWorkRequest
+ */
+export type ListAgentWorkRequest = Message<"certctl.scheduler.v1.ListAgentWorkRequest"> & {
+  /**
+   * `agents/{agent}`.
+   *
+   * @generated from field: string agent = 1;
+   */
+  agent: string;
+
+  /**
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message certctl.scheduler.v1.ListAgentWorkRequest.
+ * Use `create(ListAgentWorkRequestSchema)` to create a new message.
+ */
+export const ListAgentWorkRequestSchema: GenMessage<ListAgentWorkRequest> = /*@__PURE__*/
+  messageDesc(file_certctl_scheduler_v1_scheduler, 19);
+
+/**
+ * @generated from message certctl.scheduler.v1.ListAgentWorkResponse
+ */
+export type ListAgentWorkResponse = Message<"certctl.scheduler.v1.ListAgentWorkResponse"> & {
+  /**
+   * @generated from field: repeated certctl.scheduler.v1.AgentWork work = 1;
+   */
+  work: AgentWork[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message certctl.scheduler.v1.ListAgentWorkResponse.
+ * Use `create(ListAgentWorkResponseSchema)` to create a new message.
+ */
+export const ListAgentWorkResponseSchema: GenMessage<ListAgentWorkResponse> = /*@__PURE__*/
+  messageDesc(file_certctl_scheduler_v1_scheduler, 20);
+
+/**
+ * A command waiting for an agent, and the job it belongs to.
+ *
+ * @generated from message certctl.scheduler.v1.AgentWork
+ */
+export type AgentWork = Message<"certctl.scheduler.v1.AgentWork"> & {
+  /**
+   * `jobs/{job}`.
+   *
+   * @generated from field: string job = 1;
+   */
+  job: string;
+
+  /**
+   * @generated from field: certctl.agent.v1.Command command = 2;
+   */
+  command?: Command | undefined;
+};
+
+/**
+ * Describes the message certctl.scheduler.v1.AgentWork.
+ * Use `create(AgentWorkSchema)` to create a new message.
+ */
+export const AgentWorkSchema: GenMessage<AgentWork> = /*@__PURE__*/
+  messageDesc(file_certctl_scheduler_v1_scheduler, 21);
+
+/**
+ * @generated from message certctl.scheduler.v1.CompleteAgentWorkRequest
+ */
+export type CompleteAgentWorkRequest = Message<"certctl.scheduler.v1.CompleteAgentWorkRequest"> & {
+  /**
+   * `jobs/{job}`.
+   *
+   * @generated from field: string job = 1;
+   */
+  job: string;
+
+  /**
+   * `agents/{agent}` answering; must be the agent the job waits for.
+   *
+   * @generated from field: string agent = 2;
+   */
+  agent: string;
+
+  /**
+   * @generated from oneof certctl.scheduler.v1.CompleteAgentWorkRequest.answer
+   */
+  answer: {
+    /**
+     * @generated from field: certctl.agent.v1.CsrReady csr = 3;
+     */
+    value: CsrReady;
+    case: "csr";
+  } | {
+    /**
+     * @generated from field: certctl.agent.v1.DeployReport deploy = 4;
+     */
+    value: DeployReport;
+    case: "deploy";
+  } | {
+    /**
+     * @generated from field: certctl.agent.v1.CommandRejected rejected = 5;
+     */
+    value: CommandRejected;
+    case: "rejected";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message certctl.scheduler.v1.CompleteAgentWorkRequest.
+ * Use `create(CompleteAgentWorkRequestSchema)` to create a new message.
+ */
+export const CompleteAgentWorkRequestSchema: GenMessage<CompleteAgentWorkRequest> = /*@__PURE__*/
+  messageDesc(file_certctl_scheduler_v1_scheduler, 22);
+
+/**
+ * @generated from message certctl.scheduler.v1.CompleteAgentWorkResponse
+ */
+export type CompleteAgentWorkResponse = Message<"certctl.scheduler.v1.CompleteAgentWorkResponse"> & {
+  /**
+   * @generated from field: certctl.scheduler.v1.Job job = 1;
+   */
+  job?: Job | undefined;
+};
+
+/**
+ * Describes the message certctl.scheduler.v1.CompleteAgentWorkResponse.
+ * Use `create(CompleteAgentWorkResponseSchema)` to create a new message.
+ */
+export const CompleteAgentWorkResponseSchema: GenMessage<CompleteAgentWorkResponse> = /*@__PURE__*/
+  messageDesc(file_certctl_scheduler_v1_scheduler, 23);
+
+/**
  * @generated from enum certctl.scheduler.v1.JobKind
  */
 export enum JobKind {
@@ -636,6 +813,37 @@ export const SchedulerService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchJobsRequestSchema;
     output: typeof WatchJobsResponseSchema;
+  },
+  /**
+   * Internal, for agent hubs: names agents as work for them appears, from
+   * any scheduler replica. A hub holding one of them asks ListAgentWork.
+   *
+   * @generated from rpc certctl.scheduler.v1.SchedulerService.WatchAgentWork
+   */
+  watchAgentWork: {
+    methodKind: "server_streaming";
+    input: typeof WatchAgentWorkRequestSchema;
+    output: typeof WatchAgentWorkResponseSchema;
+  },
+  /**
+   * Internal: the commands waiting for one agent, oldest first.
+   *
+   * @generated from rpc certctl.scheduler.v1.SchedulerService.ListAgentWork
+   */
+  listAgentWork: {
+    methodKind: "unary";
+    input: typeof ListAgentWorkRequestSchema;
+    output: typeof ListAgentWorkResponseSchema;
+  },
+  /**
+   * Internal: an agent's answer to a command; the job continues with it.
+   *
+   * @generated from rpc certctl.scheduler.v1.SchedulerService.CompleteAgentWork
+   */
+  completeAgentWork: {
+    methodKind: "unary";
+    input: typeof CompleteAgentWorkRequestSchema;
+    output: typeof CompleteAgentWorkResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_certctl_scheduler_v1_scheduler, 0);
