@@ -1,7 +1,10 @@
 //! The gRPC edge of the inventory: the only module that sees proto types.
 //! Converts requests to domain values, calls `Inventory`, converts back.
 
+mod agents;
+
 use certctl_domain::DomainError;
+use certctl_domain::agents::Enrolment;
 use certctl_domain::inventory::{self as domain, CertificateState, KeyAlgorithm, TargetConfig, WebServerConfig};
 use certctl_domain::name::{self, Collection};
 use certctl_proto::inventory::{self as pb, inventory_service_server::InventoryService};
@@ -10,6 +13,7 @@ use tonic::{Request, Response, Status};
 
 use crate::service::{Caller, CertificateFilter, ImportItem, Inventory};
 use crate::store::Store;
+use agents::{agent_from_pb, agent_status_from_pb, join_token_from_pb, join_token_to_pb, session_from_pb};
 
 /// Metadata keys the gateway sets on every call it forwards.
 pub use certctl_common::caller::{ACTOR_HEADER, REQUEST_ID_HEADER};
@@ -250,35 +254,6 @@ fn target_config_from_pb(config: Option<pb::target::Config>) -> Result<TargetCon
     })
 }
 
-fn agent_to_pb(a: domain::Agent) -> pb::Agent {
-    pb::Agent {
-        name: Collection::Agents.name(&a.id),
-        display_name: a.display_name,
-        hostname: a.hostname,
-        labels: a.labels.into_iter().collect(),
-        create_time: certctl_proto::timestamp(a.create_time),
-        update_time: certctl_proto::timestamp(a.update_time),
-        version: a.version,
-        capabilities: a.capabilities,
-        status: pb::AgentStatus::Unspecified as i32,
-        last_seen_time: a.last_seen_time.and_then(certctl_proto::timestamp),
-        hub: a.hub,
-        identity_serial: a.identity_serial,
-        identity_expire_time: a.identity_expire_time.and_then(certctl_proto::timestamp),
-        retire_time: a.retire_time.and_then(certctl_proto::timestamp),
-    }
-}
-
-fn agent_from_pb(a: pb::Agent, id: String) -> domain::Agent {
-    domain::Agent {
-        id,
-        display_name: a.display_name,
-        hostname: a.hostname,
-        labels: a.labels.into_iter().collect(),
-        ..Default::default()
-    }
-}
-
 fn policy_to_pb(p: domain::RenewalPolicy) -> pb::RenewalPolicy {
     pb::RenewalPolicy {
         name: Collection::RenewalPolicies.name(&p.id),
@@ -339,6 +314,13 @@ impl<S: Store> InventoryGrpc<S> {
 }
 
 type R<T> = Result<Response<T>, Status>;
+
+impl<S: Store> InventoryGrpc<S> {
+    fn agent_to_pb(&self, a: domain::Agent) -> pb::Agent {
+        let status = self.inner.agent_status(&a);
+        agents::agent_to_pb(a, status)
+    }
+}
 
 #[tonic::async_trait]
 impl<S: Store> InventoryService for InventoryGrpc<S> {
@@ -668,15 +650,15 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
     }
 
     async fn get_agent(&self, request: Request<pb::GetAgentRequest>) -> R<pb::GetAgentResponse> {
-        let a = self.inner.get_document(Collection::Agents, &request.into_inner().name).await?;
-        Ok(Response::new(pb::GetAgentResponse { agent: Some(agent_to_pb(a)) }))
+        let a = self.inner.get_agent(&request.into_inner().name).await?;
+        Ok(Response::new(pb::GetAgentResponse { agent: Some(self.agent_to_pb(a)) }))
     }
 
     async fn list_agents(&self, request: Request<pb::ListAgentsRequest>) -> R<pb::ListAgentsResponse> {
         let r = request.into_inner();
-        let page = self.inner.list_documents::<domain::Agent>(r.page_size, &r.page_token).await?;
+        let page = self.inner.list_agents(agent_status_from_pb(r.status)?, r.page_size, &r.page_token).await?;
         Ok(Response::new(pb::ListAgentsResponse {
-            agents: page.items.into_iter().map(agent_to_pb).collect(),
+            agents: page.items.into_iter().map(|a| self.agent_to_pb(a)).collect(),
             next_page_token: page.next_page_token,
         }))
     }
@@ -685,7 +667,7 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         let caller = caller(&request);
         let r = request.into_inner();
         let a = self.inner.create_agent(&caller, agent_from_pb(required("agent", r.agent)?, r.agent_id)).await?;
-        Ok(Response::new(pb::CreateAgentResponse { agent: Some(agent_to_pb(a)) }))
+        Ok(Response::new(pb::CreateAgentResponse { agent: Some(self.agent_to_pb(a)) }))
     }
 
     async fn update_agent(&self, request: Request<pb::UpdateAgentRequest>) -> R<pb::UpdateAgentResponse> {
@@ -694,7 +676,7 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         let a = required("agent", r.agent)?;
         let id = id_of("agent.name", Collection::Agents, &a.name)?;
         let a = self.inner.update_agent(&caller, agent_from_pb(a, id), &mask(r.update_mask)).await?;
-        Ok(Response::new(pb::UpdateAgentResponse { agent: Some(agent_to_pb(a)) }))
+        Ok(Response::new(pb::UpdateAgentResponse { agent: Some(self.agent_to_pb(a)) }))
     }
 
     async fn delete_agent(&self, request: Request<pb::DeleteAgentRequest>) -> R<pb::DeleteAgentResponse> {
@@ -703,42 +685,66 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         Ok(Response::new(pb::DeleteAgentResponse {}))
     }
 
-    async fn retire_agent(&self, _request: Request<pb::RetireAgentRequest>) -> R<pb::RetireAgentResponse> {
-        Err(Status::unimplemented("RetireAgent is not built yet"))
+    async fn retire_agent(&self, request: Request<pb::RetireAgentRequest>) -> R<pb::RetireAgentResponse> {
+        let caller = caller(&request);
+        let a = self.inner.retire_agent(&caller, &request.into_inner().name).await?;
+        Ok(Response::new(pb::RetireAgentResponse { agent: Some(self.agent_to_pb(a)) }))
     }
 
     async fn record_agent_identity(
         &self,
-        _request: Request<pb::RecordAgentIdentityRequest>,
+        request: Request<pb::RecordAgentIdentityRequest>,
     ) -> R<pb::RecordAgentIdentityResponse> {
-        Err(Status::unimplemented("RecordAgentIdentity is not built yet"))
+        let caller = caller(&request);
+        let r = request.into_inner();
+        let a =
+            self.inner.record_agent_identity(&caller, &r.agent, &r.identity_serial, ts(r.identity_expire_time)).await?;
+        Ok(Response::new(pb::RecordAgentIdentityResponse { agent: Some(self.agent_to_pb(a)) }))
     }
 
     async fn record_agent_sessions(
         &self,
-        _request: Request<pb::RecordAgentSessionsRequest>,
+        request: Request<pb::RecordAgentSessionsRequest>,
     ) -> R<pb::RecordAgentSessionsResponse> {
-        Err(Status::unimplemented("RecordAgentSessions is not built yet"))
+        let sessions = request.into_inner().sessions.into_iter().map(session_from_pb).collect();
+        self.inner.record_agent_sessions(sessions).await?;
+        Ok(Response::new(pb::RecordAgentSessionsResponse {}))
     }
 
-    async fn create_join_token(&self, _request: Request<pb::CreateJoinTokenRequest>) -> R<pb::CreateJoinTokenResponse> {
-        Err(Status::unimplemented("CreateJoinToken is not built yet"))
+    async fn create_join_token(&self, request: Request<pb::CreateJoinTokenRequest>) -> R<pb::CreateJoinTokenResponse> {
+        let caller = caller(&request);
+        let r = request.into_inner();
+        let (token, expire_time, ttl) = join_token_from_pb(required("join_token", r.join_token)?, r.join_token_id);
+        let (token, secret) = self.inner.create_join_token(&caller, token, expire_time, ttl).await?;
+        Ok(Response::new(pb::CreateJoinTokenResponse { join_token: Some(join_token_to_pb(token)), secret }))
     }
 
-    async fn get_join_token(&self, _request: Request<pb::GetJoinTokenRequest>) -> R<pb::GetJoinTokenResponse> {
-        Err(Status::unimplemented("GetJoinToken is not built yet"))
+    async fn get_join_token(&self, request: Request<pb::GetJoinTokenRequest>) -> R<pb::GetJoinTokenResponse> {
+        let t = self.inner.get_join_token(&request.into_inner().name).await?;
+        Ok(Response::new(pb::GetJoinTokenResponse { join_token: Some(join_token_to_pb(t)) }))
     }
 
-    async fn list_join_tokens(&self, _request: Request<pb::ListJoinTokensRequest>) -> R<pb::ListJoinTokensResponse> {
-        Err(Status::unimplemented("ListJoinTokens is not built yet"))
+    async fn list_join_tokens(&self, request: Request<pb::ListJoinTokensRequest>) -> R<pb::ListJoinTokensResponse> {
+        let r = request.into_inner();
+        let page = self.inner.list_join_tokens(r.page_size, &r.page_token).await?;
+        Ok(Response::new(pb::ListJoinTokensResponse {
+            join_tokens: page.items.into_iter().map(join_token_to_pb).collect(),
+            next_page_token: page.next_page_token,
+        }))
     }
 
-    async fn delete_join_token(&self, _request: Request<pb::DeleteJoinTokenRequest>) -> R<pb::DeleteJoinTokenResponse> {
-        Err(Status::unimplemented("DeleteJoinToken is not built yet"))
+    async fn delete_join_token(&self, request: Request<pb::DeleteJoinTokenRequest>) -> R<pb::DeleteJoinTokenResponse> {
+        let caller = caller(&request);
+        self.inner.delete_join_token(&caller, &request.into_inner().name).await?;
+        Ok(Response::new(pb::DeleteJoinTokenResponse {}))
     }
 
-    async fn redeem_join_token(&self, _request: Request<pb::RedeemJoinTokenRequest>) -> R<pb::RedeemJoinTokenResponse> {
-        Err(Status::unimplemented("RedeemJoinToken is not built yet"))
+    async fn redeem_join_token(&self, request: Request<pb::RedeemJoinTokenRequest>) -> R<pb::RedeemJoinTokenResponse> {
+        let caller = caller(&request);
+        let r = request.into_inner();
+        let enrolment = Enrolment { hostname: r.hostname, version: r.version, capabilities: r.capabilities };
+        let a = self.inner.redeem_join_token(&caller, &r.secret, enrolment).await?;
+        Ok(Response::new(pb::RedeemJoinTokenResponse { agent: Some(self.agent_to_pb(a)) }))
     }
 
     async fn list_deployments(&self, _request: Request<pb::ListDeploymentsRequest>) -> R<pb::ListDeploymentsResponse> {

@@ -1,5 +1,7 @@
 //! The inventory's rules over its store, in domain types only.
 
+mod agents;
+
 use std::sync::Arc;
 
 use certctl_common::StoreError;
@@ -653,7 +655,8 @@ impl<S: Store> Inventory<S> {
     }
 
     pub async fn update_agent(&self, caller: &Caller, patch: Agent, mask: &[String]) -> Result<Agent> {
-        let mut current: Agent = self.store.get_document(&patch.id).await?;
+        // With its session state, which the update leaves alone.
+        let mut current = self.store.get_agent(&patch.id).await?;
         current.apply_update(patch, mask)?;
         current.update_time = self.now();
         self.update_doc(caller, "UpdateAgent", Collection::Agents, &current, mask).await?;

@@ -45,6 +45,8 @@ macro_rules! conformance {
 }
 
 // After the macro, so the suites see it.
+#[path = "store_conformance/agents.rs"]
+mod agents;
 #[path = "store_conformance/certificates.rs"]
 mod certificates;
 #[path = "store_conformance/concurrency.rs"]

@@ -2,6 +2,7 @@
 //! implementation generated from the same SQL (`sql.rs`), and one
 //! conformance suite (`tests/store_conformance.rs`) that runs against both.
 
+mod agents;
 mod sql;
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use certctl_domain::inventory::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use agents::{AgentQuery, AgentStore, Redemption};
 pub use certctl_outbox::{Outbox, OutboxEntry};
 pub use sql::{PostgresStore, SqliteStore};
 
@@ -115,9 +117,10 @@ impl Table {
 }
 
 /// The inventory's persistence. Every mutating method takes the audit event
-/// describing it and commits both in one transaction (the outbox).
+/// describing it and commits both in one transaction (the outbox). The
+/// agents' state beyond their registration is in `AgentStore`.
 #[async_trait]
-pub trait Store: Outbox {
+pub trait Store: Outbox + AgentStore {
     /// Inserts a certificate. With a `request_id` already used, returns the
     /// certificate that request created instead.
     ///

@@ -3,6 +3,8 @@
 //! one macro expands them against each driver's concrete types; the only
 //! dialect difference, the SQLite write lock, is a constant.
 
+mod agents;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
