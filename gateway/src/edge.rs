@@ -15,7 +15,19 @@ const ANONYMOUS: &str = "anonymous";
 /// Service-to-service RPCs that share a public service's definition. The
 /// forwarder would pass them on like any other call, so the edge refuses them
 /// (the services call each other directly, never through the gateway).
-pub const INTERNAL_METHODS: &[&str] = &["/certctl.inventory.v1.InventoryService/RecordRevocation"];
+pub const INTERNAL_METHODS: &[&str] = &[
+    "/certctl.inventory.v1.InventoryService/RecordRevocation",
+    // The agent hub's calls: agents reach them only through the hub, which
+    // authenticates them first.
+    "/certctl.inventory.v1.InventoryService/RedeemJoinToken",
+    "/certctl.inventory.v1.InventoryService/RecordAgentIdentity",
+    "/certctl.inventory.v1.InventoryService/RecordAgentSessions",
+    "/certctl.inventory.v1.InventoryService/RecordDeployments",
+    "/certctl.inventory.v1.InventoryService/ReportDiscoveries",
+    "/certctl.scheduler.v1.SchedulerService/WatchAgentWork",
+    "/certctl.scheduler.v1.SchedulerService/ListAgentWork",
+    "/certctl.scheduler.v1.SchedulerService/CompleteAgentWork",
+];
 
 /// Refuses [`INTERNAL_METHODS`] on the public port with gRPC PERMISSION_DENIED.
 pub async fn refuse_internal(request: Request, next: Next) -> Response {
