@@ -2,6 +2,7 @@
 //! Converts requests to domain values, calls `Inventory`, converts back.
 
 mod agents;
+mod deployments;
 
 use certctl_domain::DomainError;
 use certctl_domain::agents::Enrolment;
@@ -14,6 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::service::{Caller, CertificateFilter, ImportItem, Inventory};
 use crate::store::Store;
 use agents::{agent_from_pb, agent_status_from_pb, join_token_from_pb, join_token_to_pb, session_from_pb};
+use deployments::{deployment_state_from_pb, deployment_to_pb, new_deployment_from_pb};
 
 /// Metadata keys the gateway sets on every call it forwards.
 pub use certctl_common::caller::{ACTOR_HEADER, REQUEST_ID_HEADER};
@@ -747,15 +749,32 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         Ok(Response::new(pb::RedeemJoinTokenResponse { agent: Some(self.agent_to_pb(a)) }))
     }
 
-    async fn list_deployments(&self, _request: Request<pb::ListDeploymentsRequest>) -> R<pb::ListDeploymentsResponse> {
-        Err(Status::unimplemented("ListDeployments is not built yet"))
+    async fn list_deployments(&self, request: Request<pb::ListDeploymentsRequest>) -> R<pb::ListDeploymentsResponse> {
+        let r = request.into_inner();
+        let state = deployment_state_from_pb("state", r.state)?;
+        let page = self.inner.list_deployments(&r.parent, &r.target, state, r.page_size, &r.page_token).await?;
+        Ok(Response::new(pb::ListDeploymentsResponse {
+            deployments: page.items.into_iter().map(deployment_to_pb).collect(),
+            next_page_token: page.next_page_token,
+        }))
     }
 
     async fn record_deployments(
         &self,
-        _request: Request<pb::RecordDeploymentsRequest>,
+        request: Request<pb::RecordDeploymentsRequest>,
     ) -> R<pb::RecordDeploymentsResponse> {
-        Err(Status::unimplemented("RecordDeployments is not built yet"))
+        let caller = caller(&request);
+        let reports = request
+            .into_inner()
+            .deployments
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| new_deployment_from_pb(i, d))
+            .collect::<Result<Vec<_>, Status>>()?;
+        let recorded = self.inner.record_deployments(&caller, reports).await?;
+        Ok(Response::new(pb::RecordDeploymentsResponse {
+            deployments: recorded.into_iter().map(deployment_to_pb).collect(),
+        }))
     }
 
     async fn list_discovered_certificates(

@@ -1,6 +1,7 @@
 //! The inventory's rules over its store, in domain types only.
 
 mod agents;
+mod deployments;
 
 use std::sync::Arc;
 

@@ -51,6 +51,8 @@ mod agents;
 mod certificates;
 #[path = "store_conformance/concurrency.rs"]
 mod concurrency;
+#[path = "store_conformance/deployments.rs"]
+mod deployments;
 #[path = "store_conformance/documents.rs"]
 mod documents;
 #[path = "store_conformance/listing.rs"]

@@ -3,6 +3,7 @@
 //! conformance suite (`tests/store_conformance.rs`) that runs against both.
 
 mod agents;
+mod deployments;
 mod sql;
 
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 pub use agents::{AgentQuery, AgentStore, Redemption};
 pub use certctl_outbox::{Outbox, OutboxEntry};
+pub use deployments::{DeploymentQuery, DeploymentStore};
 pub use sql::{PostgresStore, SqliteStore};
 
 /// How certificate listings are ordered.
@@ -118,9 +120,10 @@ impl Table {
 
 /// The inventory's persistence. Every mutating method takes the audit event
 /// describing it and commits both in one transaction (the outbox). The
-/// agents' state beyond their registration is in `AgentStore`.
+/// agents' state beyond their registration is in `AgentStore`, deployments
+/// in `DeploymentStore`.
 #[async_trait]
-pub trait Store: Outbox + AgentStore {
+pub trait Store: Outbox + AgentStore + DeploymentStore {
     /// Inserts a certificate. With a `request_id` already used, returns the
     /// certificate that request created instead.
     ///

@@ -4,6 +4,7 @@
 //! dialect difference, the SQLite write lock, is a constant.
 
 mod agents;
+mod deployments;
 
 use std::collections::BTreeMap;
 
@@ -569,6 +570,7 @@ macro_rules! sql_store {
 
             async fn delete_certificate(&self, id: &str, event: NewAuditEvent) -> Result<(), StoreError> {
                 let mut tx = self.begin().await?;
+                sqlx::query("DELETE FROM deployments WHERE certificate_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM certificate_versions WHERE certificate_id = $1").bind(id).execute(&mut *tx).await?;
                 let done = sqlx::query("DELETE FROM certificates WHERE id = $1").bind(id).execute(&mut *tx).await?;
                 if done.rows_affected() == 0 {
@@ -932,6 +934,10 @@ macro_rules! sql_store {
             async fn delete_document<D: Document>(&self, id: &str, event: NewAuditEvent) -> Result<(), StoreError> {
                 let table = D::TABLE.as_str();
                 let mut tx = self.begin().await?;
+                if D::TABLE == super::Table::Targets {
+                    // A target's deployments go with it.
+                    sqlx::query("DELETE FROM deployments WHERE target_id = $1").bind(id).execute(&mut *tx).await?;
+                }
                 let done = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE id = $1")))
                     .bind(id)
                     .execute(&mut *tx)
