@@ -3,6 +3,7 @@
 
 mod agents;
 mod deployments;
+mod discovery;
 
 use certctl_domain::DomainError;
 use certctl_domain::agents::Enrolment;
@@ -16,6 +17,7 @@ use crate::service::{Caller, CertificateFilter, ImportItem, Inventory};
 use crate::store::Store;
 use agents::{agent_from_pb, agent_status_from_pb, join_token_from_pb, join_token_to_pb, session_from_pb};
 use deployments::{deployment_state_from_pb, deployment_to_pb, new_deployment_from_pb};
+use discovery::{discovered_to_pb, discovery_state_from_pb, report_from_pb};
 
 /// Metadata keys the gateway sets on every call it forwards.
 pub use certctl_common::caller::{ACTOR_HEADER, REQUEST_ID_HEADER};
@@ -779,37 +781,58 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
 
     async fn list_discovered_certificates(
         &self,
-        _request: Request<pb::ListDiscoveredCertificatesRequest>,
+        request: Request<pb::ListDiscoveredCertificatesRequest>,
     ) -> R<pb::ListDiscoveredCertificatesResponse> {
-        Err(Status::unimplemented("ListDiscoveredCertificates is not built yet"))
+        let r = request.into_inner();
+        let state = discovery_state_from_pb(r.state)?;
+        let page = self.inner.list_discovered_certificates(state, r.page_size, &r.page_token).await?;
+        Ok(Response::new(pb::ListDiscoveredCertificatesResponse {
+            discovered_certificates: page.items.into_iter().map(discovered_to_pb).collect(),
+            next_page_token: page.next_page_token,
+        }))
     }
 
     async fn get_discovered_certificate(
         &self,
-        _request: Request<pb::GetDiscoveredCertificateRequest>,
+        request: Request<pb::GetDiscoveredCertificateRequest>,
     ) -> R<pb::GetDiscoveredCertificateResponse> {
-        Err(Status::unimplemented("GetDiscoveredCertificate is not built yet"))
+        let d = self.inner.get_discovered_certificate(&request.into_inner().name).await?;
+        Ok(Response::new(pb::GetDiscoveredCertificateResponse { discovered_certificate: Some(discovered_to_pb(d)) }))
     }
 
     async fn claim_discovered_certificate(
         &self,
-        _request: Request<pb::ClaimDiscoveredCertificateRequest>,
+        request: Request<pb::ClaimDiscoveredCertificateRequest>,
     ) -> R<pb::ClaimDiscoveredCertificateResponse> {
-        Err(Status::unimplemented("ClaimDiscoveredCertificate is not built yet"))
+        let caller = caller(&request);
+        let r = request.into_inner();
+        let d = self.inner.claim_discovered_certificate(&caller, &r.name, &r.certificate_id, &r.owner, &r.team).await?;
+        Ok(Response::new(pb::ClaimDiscoveredCertificateResponse { discovered_certificate: Some(discovered_to_pb(d)) }))
     }
 
     async fn dismiss_discovered_certificate(
         &self,
-        _request: Request<pb::DismissDiscoveredCertificateRequest>,
+        request: Request<pb::DismissDiscoveredCertificateRequest>,
     ) -> R<pb::DismissDiscoveredCertificateResponse> {
-        Err(Status::unimplemented("DismissDiscoveredCertificate is not built yet"))
+        let caller = caller(&request);
+        let d = self.inner.dismiss_discovered_certificate(&caller, &request.into_inner().name).await?;
+        Ok(Response::new(pb::DismissDiscoveredCertificateResponse {
+            discovered_certificate: Some(discovered_to_pb(d)),
+        }))
     }
 
     async fn report_discoveries(
         &self,
-        _request: Request<pb::ReportDiscoveriesRequest>,
+        request: Request<pb::ReportDiscoveriesRequest>,
     ) -> R<pb::ReportDiscoveriesResponse> {
-        Err(Status::unimplemented("ReportDiscoveries is not built yet"))
+        let caller = caller(&request);
+        let r = request.into_inner();
+        let reports = r.reports.into_iter().map(report_from_pb).collect();
+        let tally = self.inner.report_discoveries(&caller, &r.agent, reports).await?;
+        Ok(Response::new(pb::ReportDiscoveriesResponse {
+            new_count: i32::try_from(tally.new).unwrap_or(i32::MAX),
+            known_count: i32::try_from(tally.known).unwrap_or(i32::MAX),
+        }))
     }
 
     async fn get_renewal_policy(

@@ -2,14 +2,17 @@
 
 mod agents;
 mod deployments;
+mod discovery;
+
+pub use discovery::DiscoveryReport;
 
 use std::sync::Arc;
 
 use certctl_common::StoreError;
 use certctl_domain::audit::NewAuditEvent;
 use certctl_domain::inventory::{
-    Agent, Certificate, CertificateState, CertificateVersion, DAY, KeyAlgorithm, Owner, RenewalPolicy, Revocation,
-    Target, Team,
+    Agent, Certificate, CertificateState, CertificateVersion, DAY, KeyAlgorithm, Owner, ParsedCertificate,
+    RenewalPolicy, Revocation, Target, Team,
 };
 use certctl_domain::name::{self, Collection};
 use certctl_domain::page;
@@ -510,16 +513,8 @@ impl<S: Store> Inventory<S> {
         let chain = certctl_pki::parse_pem_chain(&item.pem_chain)
             .map_err(|e| DomainError::invalid("pem_chain", e.to_string()))?;
         let leaf = &chain.leaf;
-        let id = if item.certificate_id.is_empty() {
-            let basis = if leaf.common_name.is_empty() {
-                leaf.subject_alt_names.first().cloned().unwrap_or_else(|| leaf.sha256_fingerprint[..16].to_owned())
-            } else {
-                leaf.common_name.clone()
-            };
-            name::id_from_common_name(&basis)
-        } else {
-            item.certificate_id.clone()
-        };
+        let id =
+            if item.certificate_id.is_empty() { derived_certificate_id(leaf) } else { item.certificate_id.clone() };
         name::validate_id("certificate_id", &id)?;
         match self.store.get_certificate(&id).await {
             Ok(_) => {}
@@ -781,6 +776,17 @@ impl<S: Store> Inventory<S> {
         self.committed();
         Ok(())
     }
+}
+
+/// The id an imported certificate gets when the caller names none: from
+/// its common name, else its first SAN, else its fingerprint.
+fn derived_certificate_id(leaf: &ParsedCertificate) -> String {
+    let basis = if leaf.common_name.is_empty() {
+        leaf.subject_alt_names.first().cloned().unwrap_or_else(|| leaf.sha256_fingerprint[..16].to_owned())
+    } else {
+        leaf.common_name.clone()
+    };
+    name::id_from_common_name(&basis)
 }
 
 /// The alert lead of the built-in default policy.

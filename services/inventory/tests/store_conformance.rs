@@ -53,6 +53,8 @@ mod certificates;
 mod concurrency;
 #[path = "store_conformance/deployments.rs"]
 mod deployments;
+#[path = "store_conformance/discovery.rs"]
+mod discovery;
 #[path = "store_conformance/documents.rs"]
 mod documents;
 #[path = "store_conformance/listing.rs"]

@@ -4,6 +4,7 @@
 
 mod agents;
 mod deployments;
+mod discovery;
 mod sql;
 
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use serde::de::DeserializeOwned;
 pub use agents::{AgentQuery, AgentStore, Redemption};
 pub use certctl_outbox::{Outbox, OutboxEntry};
 pub use deployments::{DeploymentQuery, DeploymentStore};
+pub use discovery::{DiscoveryQuery, DiscoveryStore, DiscoveryTally};
 pub use sql::{PostgresStore, SqliteStore};
 
 /// How certificate listings are ordered.
@@ -121,9 +123,9 @@ impl Table {
 /// The inventory's persistence. Every mutating method takes the audit event
 /// describing it and commits both in one transaction (the outbox). The
 /// agents' state beyond their registration is in `AgentStore`, deployments
-/// in `DeploymentStore`.
+/// in `DeploymentStore`, what agents find on their hosts in `DiscoveryStore`.
 #[async_trait]
-pub trait Store: Outbox + AgentStore + DeploymentStore {
+pub trait Store: Outbox + AgentStore + DeploymentStore + DiscoveryStore {
     /// Inserts a certificate. With a `request_id` already used, returns the
     /// certificate that request created instead.
     ///

@@ -5,6 +5,7 @@
 
 mod agents;
 mod deployments;
+mod discovery;
 
 use std::collections::BTreeMap;
 
@@ -576,6 +577,11 @@ macro_rules! sql_store {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound { resource: format!("certificates/{id}") });
                 }
+                // What was claimed by it is unmanaged again.
+                sqlx::query("UPDATE discovered_certificates SET state = 'NEW', certificate = '' WHERE certificate = $1")
+                    .bind(format!("certificates/{id}"))
+                    .execute(&mut *tx)
+                    .await?;
                 Self::outbox(&mut tx, &event).await?;
                 tx.commit().await?;
                 Ok(())
