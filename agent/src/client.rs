@@ -58,9 +58,10 @@ impl ServerCertVerifier for PinnedRoot {
             })?;
         let mut roots = rustls::RootCertStore::empty();
         roots.add(root.clone().into_owned()).map_err(|e| rustls::Error::General(e.to_string()))?;
-        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
         verifier.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
@@ -114,7 +115,8 @@ fn client_config(trust: &Trust) -> anyhow::Result<rustls::ClientConfig> {
 pub async fn channel(server: &str, trust: &Trust) -> anyhow::Result<Channel> {
     let uri: Uri = server.parse().map_err(|e| anyhow::anyhow!("`{server}` is not a URL: {e}"))?;
     anyhow::ensure!(uri.scheme_str() == Some("https"), "`{server}`: the agent port speaks TLS; use https://");
-    let host = uri.host().ok_or_else(|| anyhow::anyhow!("`{server}` names no host"))?.trim_matches(['[', ']']).to_owned();
+    let host =
+        uri.host().ok_or_else(|| anyhow::anyhow!("`{server}` names no host"))?.trim_matches(['[', ']']).to_owned();
     let port = uri.port_u16().unwrap_or(443);
     let name = ServerName::try_from(host.clone()).map_err(|e| anyhow::anyhow!("`{host}`: {e}"))?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(trust)?));

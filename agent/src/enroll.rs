@@ -8,10 +8,23 @@ use certctl_proto::agent::{EnrollRequest, RenewIdentityRequest};
 use crate::client::{self, Trust};
 use crate::state::{Settings, StateDir};
 
-/// A fresh identity key (PKCS#8 PEM) and a CSR for it.
+/// A fresh identity key (PKCS#8 PEM) and a CSR for it. The name is only a
+/// label (certificates need one): the hub knows an agent by the serial of
+/// the certificate it recorded, not by its name.
 fn identity_request(hostname: &str) -> anyhow::Result<(String, String)> {
     let key = KeyType::EcdsaP256.generate()?;
-    let csr = certctl_pki::build_csr(&key, hostname, &[])?;
+    let label: String = hostname
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(63)
+        .collect();
+    let label = label.trim_matches('-');
+    let label = if label.is_empty() { "agent" } else { label };
+    let csr = certctl_pki::build_csr(&key, label, &[format!("{label}.agent.certctl.internal")])?;
     Ok((key.serialize_pem(), csr))
 }
 

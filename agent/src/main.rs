@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "certctl-agent", version, about = "The certctl agent: keeps keys on this host, deploys and verifies certificates")]
+#[command(
+    name = "certctl-agent",
+    version,
+    about = "The certctl agent: keeps keys on this host, deploys and verifies certificates"
+)]
 struct Cli {
     /// Where the agent keeps its identity, keys and answers (0700).
     #[arg(long, env = "CERTCTL_AGENT_STATE_DIR", default_value = "/var/lib/certctl-agent", global = true)]
@@ -53,14 +57,20 @@ async fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Enroll { server, token, ca_fingerprint, hostname } => {
                 let hostname = hostname.unwrap_or_else(certctl_agent::enroll::hostname);
-                let settings = certctl_agent::enroll::enroll(&state, &server, &token, &ca_fingerprint, &hostname).await?;
-                println!("enrolled as {}; start it with `certctl-agent --state-dir {} run`", settings.agent, cli.state_dir.display());
+                let settings =
+                    certctl_agent::enroll::enroll(&state, &server, &token, &ca_fingerprint, &hostname).await?;
+                println!(
+                    "enrolled as {}; start it with `certctl-agent --state-dir {} run`",
+                    settings.agent,
+                    cli.state_dir.display()
+                );
                 Ok(())
             }
             Command::Run { discover } => {
                 let options = certctl_agent::session::Options { discovery_paths: discover };
                 let stop = async {
-                    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
+                    let mut term =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
                     tokio::select! {
                         _ = tokio::signal::ctrl_c() => {}
                         _ = term.recv() => {}

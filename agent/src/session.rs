@@ -166,7 +166,10 @@ impl Worker {
         let mut configs = Vec::with_capacity(deploy.targets.len());
         for target in &deploy.targets {
             let Some(config) = target_config(target) else {
-                return Err(("UNSUPPORTED_TARGET", format!("{} has a target type this agent does not know", target.name)));
+                return Err((
+                    "UNSUPPORTED_TARGET",
+                    format!("{} has a target type this agent does not know", target.name),
+                ));
             };
             if !targets::kinds().contains(&config.type_name()) {
                 return Err((
@@ -238,9 +241,11 @@ async fn deploy_one(name: &str, config: &TargetConfig, bundle: &Bundle) -> Saved
             served.clone(),
             format!("{note}, but {}:{} serves another certificate (sha256 {served})", endpoint.host, endpoint.port),
         ),
-        Verification::Unreachable(why) => {
-            result(pb::TargetOutcome::Mismatch, String::new(), format!("{note}, but the endpoint cannot be checked: {why}"))
-        }
+        Verification::Unreachable(why) => result(
+            pb::TargetOutcome::Mismatch,
+            String::new(),
+            format!("{note}, but the endpoint cannot be checked: {why}"),
+        ),
     }
 }
 

@@ -167,8 +167,11 @@ async fn list(output: Output, server: &ServerAddress) -> anyhow::Result<ExitCode
     let mut query = ListAgentsRequest { page_size: 1000, ..Default::default() };
     let mut agents = Vec::new();
     loop {
-        let page =
-            client.list_agents(request(query.clone())).await.map_err(|s| refused("cannot list agents", &s))?.into_inner();
+        let page = client
+            .list_agents(request(query.clone()))
+            .await
+            .map_err(|s| refused("cannot list agents", &s))?
+            .into_inner();
         agents.extend(page.agents);
         if page.next_page_token.is_empty() {
             break;

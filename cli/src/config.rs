@@ -344,7 +344,11 @@ fn default_agent_names(listen: Option<SocketAddr>) -> Vec<String> {
     }
     if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         let host = host.trim().to_owned();
-        if certctl_domain::inventory::validate_dns_name("hostname", &host).is_ok() && !names.contains(&host) {
+        // A CA signs fully qualified names only; a bare host name would refuse the hub's certificate.
+        if host.contains('.')
+            && certctl_domain::inventory::validate_dns_name("hostname", &host).is_ok()
+            && !names.contains(&host)
+        {
             names.push(host);
         }
     }

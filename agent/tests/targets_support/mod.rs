@@ -74,6 +74,10 @@ pub fn require(program: &str, package: &str) -> PathBuf {
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
+pub mod apache;
+pub mod haproxy;
+pub mod nginx;
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -231,7 +235,7 @@ pub fn assert_openssl_sees(port: u16, bundle: &Bundle) {
 }
 
 /// What `openssl s_client` sees served.
-fn openssl_served(port: u16) -> String {
+pub fn openssl_served(port: u16) -> String {
     let openssl = require("openssl", "openssl");
     let out = Command::new(openssl)
         .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost"])

@@ -81,9 +81,13 @@ impl Drop for Process {
 impl Process {
     pub fn spawn(args: &[String], log: PathBuf) -> Self {
         let out = std::fs::File::create(&log).unwrap();
+        // The agent hub's port is fixed by default; tests that want it name one.
+        let hub_off = ["--agent-listen".to_owned(), "off".to_owned()];
+        let hub_off = if args.iter().any(|a| a == "--agent-listen") { &[][..] } else { &hub_off[..] };
         let child = Command::new(BIN)
             .arg("server")
             .args(args)
+            .args(hub_off)
             .env("RUST_LOG", "info")
             .env("CERTCTL_MASTER_KEY", TEST_MASTER_KEY)
             .stdin(Stdio::null())

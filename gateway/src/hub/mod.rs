@@ -155,7 +155,8 @@ impl AgentHub {
                         };
                         match next {
                             Ok(Some(notice)) => {
-                                let agents = if notice.agents.iter().any(|a| a == "*") { self.held() } else { notice.agents };
+                                let agents =
+                                    if notice.agents.iter().any(|a| a == "*") { self.held() } else { notice.agents };
                                 for agent in agents {
                                     if self.session(&agent).is_some() {
                                         let hub = self.clone();
@@ -358,8 +359,8 @@ pub async fn serve(
     }
     tokio::spawn(hub.clone().follow_work(shutdown.clone()));
     tokio::spawn(hub.clone().flush_sessions(shutdown.clone()));
-    let service = pb::agent_service_server::AgentServiceServer::new(hub.clone())
-        .max_decoding_message_size(MAX_AGENT_FRAME);
+    let service =
+        pb::agent_service_server::AgentServiceServer::new(hub.clone()).max_decoding_message_size(MAX_AGENT_FRAME);
     let serving = hub.clone();
     tokio::spawn(async move {
         let drained = {

@@ -113,12 +113,7 @@ impl AgentHub {
         Ok(agent)
     }
 
-    async fn run_stream(
-        self,
-        agent: String,
-        mut inbound: Streaming<pb::ConnectRequest>,
-        session: Arc<Session>,
-    ) {
+    async fn run_stream(self, agent: String, mut inbound: Streaming<pb::ConnectRequest>, session: Arc<Session>) {
         loop {
             let frame = match inbound.message().await {
                 Ok(Some(request)) => request.frame,
@@ -299,7 +294,8 @@ impl AgentService for AgentHub {
             heartbeat_interval: Some(pbjson_types::Duration { seconds: HEARTBEAT_INTERVAL.as_secs() as i64, nanos: 0 }),
             hub: self.config.hub_id.clone(),
         };
-        let _ = session.tx.try_send(Ok(pb::ConnectResponse { frame: Some(pb::connect_response::Frame::Welcome(welcome)) }));
+        let _ =
+            session.tx.try_send(Ok(pb::ConnectResponse { frame: Some(pb::connect_response::Frame::Welcome(welcome)) }));
         if let Some(previous) = self.sessions.lock().expect("sessions").insert(agent.name.clone(), session.clone()) {
             previous.close(Status::aborted("a newer stream of this agent replaced this one"));
         }

@@ -33,7 +33,8 @@ pub struct AgentConnection {
 
 impl AgentConnection {
     pub fn new(stream: TlsStream<TcpStream>, address: SocketAddr) -> Self {
-        let certificate = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned());
+        let certificate =
+            stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned());
         Self { stream, peer: Peer { address, certificate } }
     }
 }
@@ -80,7 +81,9 @@ pub fn server_config(root_pem: &str, chain_pem: &str, key_der: Vec<u8>) -> Resul
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for root in certificates(root_pem)? {
-        roots.add(root).map_err(|e| GatewayError::Hub(format!("the platform root is not a usable trust anchor: {e}")))?;
+        roots
+            .add(root)
+            .map_err(|e| GatewayError::Hub(format!("the platform root is not a usable trust anchor: {e}")))?;
     }
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()

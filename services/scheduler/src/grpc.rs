@@ -226,7 +226,8 @@ impl<S: Store + ?Sized> SchedulerService for SchedulerGrpc<S> {
         let work = jobs
             .iter()
             .filter_map(|job| {
-                crate::agent_work::command_of(job).map(|command| pb::AgentWork { job: job.name(), command: Some(command) })
+                crate::agent_work::command_of(job)
+                    .map(|command| pb::AgentWork { job: job.name(), command: Some(command) })
             })
             .collect();
         Ok(Response::new(pb::ListAgentWorkResponse { work, next_page_token }))

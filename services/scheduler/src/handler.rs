@@ -151,7 +151,10 @@ impl LifecycleHandler {
         let text = |key: &str| job.payload.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
         let (version, agent) = (text("version"), text("deploy_to"));
         let Some(certificate) = job.certificate.clone().filter(|_| !version.is_empty() && !agent.is_empty()) else {
-            return JobOutcome::Fail(JobError::new("BAD_JOB", "a deployment job names its certificate, version and agent"));
+            return JobOutcome::Fail(JobError::new(
+                "BAD_JOB",
+                "a deployment job names its certificate, version and agent",
+            ));
         };
         if let Some(report) = agent_work::report_of(job) {
             return self.record_report(job, &version, report).await;

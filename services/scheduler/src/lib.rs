@@ -122,8 +122,7 @@ pub fn build<S: Store>(
     let relay_wake = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(certctl_outbox::run(Arc::new(OutboxOf(store.clone())), audit, relay_wake, shutdown.clone()));
     tokio::spawn(renewal_loop::run(store.clone(), upstreams.clone(), config.scan_interval, shutdown.clone()));
-    let handler =
-        Arc::new(handler::LifecycleHandler::new(store.clone(), upstreams.clone(), config.issuer_concurrency));
+    let handler = Arc::new(handler::LifecycleHandler::new(store.clone(), upstreams.clone(), config.issuer_concurrency));
     let worker = WorkerConfig { lease_secs: config.lease_secs, ..WorkerConfig::new(config.worker_name) };
     tokio::spawn(Worker::new(store.clone(), handler, worker).run(shutdown));
     grpc::SchedulerGrpc::new(service::Scheduler { store, upstreams }).into_server()

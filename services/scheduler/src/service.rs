@@ -12,10 +12,10 @@ use certctl_domain::name::{self, Collection};
 use certctl_domain::page;
 use futures::Stream;
 
+use crate::agent_work::{Answer, Continuation};
 use crate::error::{Result, SchedulerError};
 use crate::listing::{JobPage, ListJobs};
 use crate::renewal_loop::next_version_job;
-use crate::agent_work::{Answer, Continuation};
 use crate::store::{JobOutcome, LeaseRef, Resume, Store};
 use crate::upstream::{CallError, Upstreams};
 

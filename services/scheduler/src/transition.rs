@@ -247,7 +247,12 @@ mod tests {
         let wait = JobOutcome::AwaitAgent { reason: "CSR".into(), timeout_at: Some(NOW + 600), payload: None };
         let c = check(1, wait, JobState::AwaitingAgent, Some(NOW + 600));
         assert_eq!(c.job.run_at, NOW + 600);
-        check(1, JobOutcome::AwaitAgent { reason: "CSR".into(), timeout_at: None, payload: None }, JobState::AwaitingAgent, None);
+        check(
+            1,
+            JobOutcome::AwaitAgent { reason: "CSR".into(), timeout_at: None, payload: None },
+            JobState::AwaitingAgent,
+            None,
+        );
     }
 
     #[test]

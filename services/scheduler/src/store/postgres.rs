@@ -12,8 +12,8 @@ use sqlx::Connection as _;
 use sqlx::postgres::{PgConnection, PgListener, PgPool};
 use tokio::sync::{oneshot, watch};
 
-use super::{AGENT_WORK_CHANNEL, WAKE_CHANNEL};
 use super::sql::sql_store;
+use super::{AGENT_WORK_CHANNEL, WAKE_CHANNEL};
 use crate::clock::{Clock, SystemClock};
 use crate::wakeup::WakeHub;
 
