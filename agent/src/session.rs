@@ -406,3 +406,115 @@ pub async fn run(state: StateDir, options: Options, stop: impl std::future::Futu
         backoff = (backoff * 2).min(Duration::from_secs(60));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+    use rcgen::{CertificateParams, DistinguishedName, IsCa, Issuer, KeyPair};
+
+    use super::*;
+
+    /// Signs the agent's CSR the way a CA would (only its public key is used).
+    fn sign(csr_pem: &str) -> String {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name = DistinguishedName::new();
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let csr = certctl_pki::verify_csr(csr_pem.as_bytes()).unwrap();
+        let leaf = CertificateParams::new(vec!["web.example.com".to_owned()]).unwrap();
+        let leaf = leaf.signed_by(&csr.public_key_data(), &issuer).unwrap();
+        format!("{}{}", leaf.pem(), ca_cert.pem())
+    }
+
+    fn command(id: &str, action: pb::command::Action) -> pb::Command {
+        pb::Command { command_id: id.to_owned(), action: Some(action) }
+    }
+
+    fn key_material(state: &std::path::Path) -> Vec<Vec<u8>> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(state.join("keys/web")).unwrap() {
+            let pem = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let der = rustls::pki_types::PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap();
+            found.push(pem.clone().into_bytes());
+            found.push(der.secret_der().to_vec());
+        }
+        found
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[tokio::test]
+    async fn no_answer_carries_a_private_key_and_a_repeated_command_gets_the_same_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path().join("state")).unwrap();
+        let worker = Worker::new(state.clone());
+        let request = pb::RequestCsr {
+            certificate: "certificates/web".into(),
+            common_name: "web.example.com".into(),
+            dns_names: vec!["web.example.com".into()],
+            ..Default::default()
+        };
+        let mut sent = vec![worker.handle(command("j1.1", pb::command::Action::RequestCsr(request.clone()))).await];
+        let Some(Frame::Csr(csr)) = sent[0].frame.clone() else { panic!("a CSR, got {:?}", sent[0]) };
+        // Sent again (a reconnect): the same CSR, and still one key.
+        sent.push(worker.handle(command("j1.1", pb::command::Action::RequestCsr(request))).await);
+        assert_eq!(sent[0], sent[1]);
+        assert_eq!(std::fs::read_dir(state.path().join("keys/web")).unwrap().count(), 1);
+
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let file = inv::Target {
+            name: "targets/files".into(),
+            config: Some(inv::target::Config::File(inv::FileTargetConfig {
+                directory: out.display().to_string(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let deploy = pb::Deploy {
+            certificate: "certificates/web".into(),
+            version: "certificates/web/versions/1".into(),
+            certificate_pem: sign(&csr.csr_pem),
+            targets: vec![file],
+            ..Default::default()
+        };
+        sent.push(worker.handle(command("j2.1", pb::command::Action::Deploy(deploy.clone()))).await);
+        let Some(Frame::Deploy(report)) = sent[2].frame.clone() else { panic!("a report, got {:?}", sent[2]) };
+        assert_eq!(report.results[0].outcome, pb::TargetOutcome::Deployed as i32, "{:?}", report.results[0]);
+        let installed = std::fs::read_to_string(out.join("key.pem")).unwrap();
+        assert!(installed.contains("PRIVATE KEY"), "the key went to the target, on this host");
+
+        for secret in key_material(state.path()) {
+            for frame in &sent {
+                assert!(!contains(&frame.encode_to_vec(), &secret), "a frame to the server carries the private key");
+            }
+        }
+
+        // A target type this agent cannot deploy to: refused before anything is touched.
+        let mut odd = deploy;
+        odd.targets = vec![inv::Target { name: "targets/odd".into(), ..Default::default() }];
+        let refused = worker.handle(command("j3.1", pb::command::Action::Deploy(odd))).await;
+        let Some(Frame::Rejected(r)) = refused.frame else { panic!("rejected, got {refused:?}") };
+        assert_eq!(r.code, "UNSUPPORTED_TARGET");
+    }
+
+    #[tokio::test]
+    async fn a_version_for_a_key_the_agent_never_made_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let worker = Worker::new(StateDir::open(dir.path()).unwrap());
+        let stranger = certctl_pki::build_csr(&KeyPair::generate().unwrap(), "web.example.com", &[]).unwrap();
+        let deploy = pb::Deploy {
+            certificate: "certificates/web".into(),
+            version: "certificates/web/versions/9".into(),
+            certificate_pem: sign(&stranger),
+            ..Default::default()
+        };
+        let answer = worker.handle(command("j4.1", pb::command::Action::Deploy(deploy))).await;
+        let Some(Frame::Rejected(r)) = answer.frame else { panic!("rejected, got {answer:?}") };
+        assert_eq!(r.code, "KEY_NOT_FOUND", "{}", r.message);
+    }
+}

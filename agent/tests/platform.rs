@@ -90,7 +90,55 @@ impl Platform {
         .map(str::to_owned)
         .to_vec();
         let server = Running::spawn(&certctl(), &args, dir.path().join("server.log"));
-        let mut platform = Self { url: format!("http://127.0.0.1:{port}"), agent_port, server, dir };
+        Self::ready(Self { url: format!("http://127.0.0.1:{port}"), agent_port, server, dir })
+    }
+
+    /// The services of a platform in one process, without a gateway.
+    fn services() -> (Running, String, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let args: Vec<String> = [
+            "server",
+            "--roles",
+            "inventory,audit,issuance,scheduler,notification",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            &dir.path().join("data").display().to_string(),
+            "--renewal-scan-interval",
+            "1",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let services = Running::spawn(&certctl(), &args, dir.path().join("services.log"));
+        (services, format!("http://127.0.0.1:{port}"), dir)
+    }
+
+    /// A gateway (with its agent hub) in front of `services`.
+    fn gateway(services: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, agent_port) = (free_port(), free_port());
+        let mut args: Vec<String> = [
+            "server",
+            "--roles",
+            "gateway",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--agent-listen",
+            &format!("127.0.0.1:{agent_port}"),
+            "--web-dir",
+            &dir.path().join("no-gui").display().to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        for role in ["inventory", "audit", "issuance", "scheduler", "notification"] {
+            args.extend([format!("--{role}-url"), services.to_owned()]);
+        }
+        let server = Running::spawn(&certctl(), &args, dir.path().join("gateway.log"));
+        Self::ready(Self { url: format!("http://127.0.0.1:{port}"), agent_port, server, dir })
+    }
+
+    fn ready(mut platform: Self) -> Self {
         for _ in 0..600 {
             if let Ok(Some(status)) = platform.server.child.try_wait() {
                 panic!("the platform exited ({status}):\n{}", platform.server.log());
@@ -384,4 +432,240 @@ async fn haproxy_end_to_end() {
     let haproxy = targets_support::haproxy::Haproxy::start("site.pem", None);
     let port = haproxy.port;
     lifecycle(&haproxy, port).await;
+}
+
+/// The agent's saved identity, as `client::channel` takes it.
+fn identity(state: &Path) -> certctl_agent::client::Trust {
+    let read = |name: &str| std::fs::read_to_string(state.join(name)).unwrap();
+    certctl_agent::client::Trust::Identity {
+        ca_pem: read("ca.pem"),
+        chain_pem: read("identity.pem"),
+        key_pem: read("identity.key"),
+    }
+}
+
+/// Opens a stream with `frames` as the agent's first frames; returns how the hub answered.
+async fn stream_with(
+    platform: &Platform,
+    trust: &certctl_agent::client::Trust,
+    frames: Vec<certctl_proto::agent::ConnectRequest>,
+) -> Result<certctl_proto::agent::ConnectResponse, tonic::Status> {
+    let server = format!("https://127.0.0.1:{}", platform.agent_port);
+    let channel =
+        certctl_agent::client::channel(&server, trust).await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut client = certctl_proto::agent::agent_service_client::AgentServiceClient::new(channel);
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    for frame in frames {
+        tx.send(frame).await.unwrap();
+    }
+    let mut answers = client.connect(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
+    let first = answers.message().await?.ok_or_else(|| tonic::Status::unknown("no answer"))?;
+    // A hub that accepted the stream may still end it over a later frame.
+    match tokio::time::timeout(Duration::from_secs(5), answers.message()).await {
+        Ok(Err(status)) => Err(status),
+        _ => Ok(first),
+    }
+}
+
+fn hello(agent: &str) -> certctl_proto::agent::ConnectRequest {
+    use certctl_proto::agent::{Hello, connect_request::Frame};
+    certctl_proto::agent::ConnectRequest {
+        frame: Some(Frame::Hello(Hello { agent: agent.into(), ..Default::default() })),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_refuses_what_it_cannot_trust() {
+    use certctl_proto::agent::connect_request::Frame;
+    use certctl_proto::agent::{ConnectRequest, DiscoveredFile, DiscoveryReport, Heartbeat};
+    let platform = Platform::start();
+    let agent = Agent::enroll(&platform, "edge-01");
+    let trust = identity(&agent.state);
+
+    // Its own identity: welcome.
+    let welcome = stream_with(&platform, &trust, vec![hello("agents/edge-01")]).await.expect("welcome");
+    assert!(matches!(welcome.frame, Some(certctl_proto::agent::connect_response::Frame::Welcome(_))));
+    // Claiming to be another agent, or not saying who it is first.
+    let other = stream_with(&platform, &trust, vec![hello("agents/someone-else")]).await.unwrap_err();
+    assert_eq!(other.code(), tonic::Code::PermissionDenied, "{other:?}");
+    let heartbeat = ConnectRequest { frame: Some(Frame::Heartbeat(Heartbeat {})) };
+    let mute = stream_with(&platform, &trust, vec![heartbeat]).await.unwrap_err();
+    assert_eq!(mute.code(), tonic::Code::InvalidArgument, "{mute:?}");
+    // A frame larger than the hub accepts ends the stream.
+    let huge = ConnectRequest {
+        frame: Some(Frame::Discovery(DiscoveryReport {
+            files: vec![DiscoveredFile { path: "/x".into(), certificate_der: vec![0; 5 << 20] }],
+        })),
+    };
+    let oversized = stream_with(&platform, &trust, vec![hello("agents/edge-01"), huge]).await.unwrap_err();
+    assert!(
+        matches!(oversized.code(), tonic::Code::ResourceExhausted | tonic::Code::OutOfRange | tonic::Code::Internal),
+        "{oversized:?}"
+    );
+
+    // A client certificate from another CA does not get past the handshake.
+    let foreign_ca =
+        certctl_pki::generate::CertificateAuthority::new("Elsewhere", certctl_pki::KeyType::EcdsaP256).unwrap();
+    let foreign = foreign_ca
+        .issue_leaf(
+            "edge-01",
+            &["edge-01.agent.certctl.internal".into()],
+            certctl_pki::KeyType::EcdsaP256,
+            certctl_domain::now() - 60,
+            3600,
+        )
+        .unwrap();
+    let certctl_agent::client::Trust::Identity { ca_pem, .. } = identity(&agent.state) else { unreachable!() };
+    let forged = certctl_agent::client::Trust::Identity {
+        ca_pem,
+        chain_pem: foreign.certificate_pem.clone(),
+        key_pem: foreign.private_key_pem.clone(),
+    };
+    let refused = stream_with(&platform, &forged, vec![hello("agents/edge-01")]).await.unwrap_err();
+    assert!(
+        matches!(refused.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal),
+        "{refused:?}"
+    );
+    assert!(platform.server.log().contains("agent TLS handshake refused"), "the hub logs the refusal");
+
+    // Renewing the identity replaces it: the old certificate is refused from then on.
+    let settings = certctl_agent::state::StateDir::open(&agent.state).unwrap();
+    let before = std::fs::read_to_string(agent.state.join("identity.pem")).unwrap();
+    certctl_agent::enroll::renew(&settings, &settings.settings().unwrap()).await.expect("renewed");
+    assert_ne!(std::fs::read_to_string(agent.state.join("identity.pem")).unwrap(), before);
+    stream_with(&platform, &identity(&agent.state), vec![hello("agents/edge-01")])
+        .await
+        .expect("the new identity works");
+    let replaced = stream_with(&platform, &trust, vec![hello("agents/edge-01")]).await.unwrap_err();
+    assert_eq!(replaced.code(), tonic::Code::PermissionDenied, "{replaced:?}");
+    assert!(replaced.message().contains("not agents/edge-01's current identity"), "{replaced:?}");
+
+    // Join tokens: forged, expired.
+    let enroll = |token: &str| {
+        let out = Command::new(AGENT)
+            .args(["--state-dir", platform.dir.path().join("x").to_str().unwrap(), "enroll"])
+            .args(["--server", &format!("https://127.0.0.1:{}", platform.agent_port), "--token", token])
+            .args(["--ca-fingerprint", &platform_fingerprint(&platform)])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(enroll("cjt_forged").contains("not valid"), "{}", enroll("cjt_forged"));
+    let (code, body) = platform.rest("POST", "/api/v1/joinTokens", Some(json!({"ttl": "1s"})));
+    assert_eq!(code, 200, "{body}");
+    std::thread::sleep(Duration::from_millis(2100));
+    let expired = enroll(body["secret"].as_str().unwrap());
+    assert!(expired.contains("expired"), "{expired}");
+}
+
+fn platform_fingerprint(platform: &Platform) -> String {
+    let (_, body) = platform.rest("GET", "/api/v1/issuers/platform/authorities", None);
+    body["authorities"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["role"] == "root"))
+        .and_then(|a| a["sha256Fingerprint"].as_str())
+        .unwrap_or_else(|| panic!("no platform root: {body}"))
+        .to_lowercase()
+}
+
+/// A file target on this host for `agent`.
+fn file_target(platform: &Platform, id: &str, agent: &str, directory: &Path) {
+    std::fs::create_dir_all(directory).unwrap();
+    let body = json!({"agent": agent, "file": {"directory": directory.display().to_string()}});
+    let (code, body) = platform.rest("POST", &format!("/api/v1/targets?targetId={id}"), Some(body));
+    assert_eq!(code, 200, "{body}");
+}
+
+fn managed(platform: &Platform, id: &str, target: &str) {
+    let body = json!({
+        "commonName": format!("{id}.example.com"),
+        "subjectAltNames": [format!("{id}.example.com")],
+        "issuer": "issuers/local",
+        "targets": [format!("targets/{target}")],
+    });
+    let (code, body) = platform.rest("POST", &format!("/api/v1/certificates?certificateId={id}"), Some(body));
+    assert_eq!(code, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_share_the_agents_and_their_work() {
+    let (services, services_url, services_dir) = Platform::services();
+    let first = Platform::gateway(&services_url);
+    let second = Platform::gateway(&services_url);
+    let mut a = Agent::enroll(&first, "host-a");
+    let mut b = Agent::enroll(&second, "host-b");
+    // host-a also looks for certificates nobody manages yet.
+    let found = services_dir.path().join("found");
+    std::fs::create_dir(&found).unwrap();
+    let ca = certctl_pki::generate::CertificateAuthority::new("Legacy", certctl_pki::KeyType::EcdsaP256).unwrap();
+    let legacy = ca
+        .issue_leaf(
+            "legacy.example.com",
+            &["legacy.example.com".into()],
+            certctl_pki::KeyType::EcdsaP256,
+            certctl_domain::now() - 60,
+            86_400,
+        )
+        .unwrap();
+    std::fs::write(found.join("legacy.pem"), &legacy.certificate_pem).unwrap();
+    std::fs::write(found.join("legacy.key"), &legacy.private_key_pem).unwrap();
+    a.start(&[&found]);
+    b.start(&[]);
+    let hub_of = |platform: &Platform, agent: &str| {
+        platform.wait_for("the agent shows online", &format!("/api/v1/agents/{agent}"), &[&services], |a| {
+            a["agent"]["status"] == "AGENT_STATUS_ONLINE"
+        })["agent"]["hub"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (hub_a, hub_b) = (hub_of(&first, "host-a"), hub_of(&first, "host-b"));
+    assert_ne!(hub_a, hub_b, "each agent is held by the gateway it connected to");
+
+    // Both certificates are set up through the first gateway; each agent's
+    // work reaches it through the hub that holds its stream.
+    let (dir_a, dir_b) = (services_dir.path().join("files-a"), services_dir.path().join("files-b"));
+    file_target(&first, "files-a", "agents/host-a", &dir_a);
+    file_target(&first, "files-b", "agents/host-b", &dir_b);
+    managed(&first, "alpha", "files-a");
+    managed(&first, "beta", "files-b");
+    for (certificate, agent) in [("alpha", &a), ("beta", &b)] {
+        let version = format!("certificates/{certificate}/versions/1");
+        second.wait_for(
+            "version 1 deployed by its agent",
+            &format!("/api/v1/certificates/{certificate}/deployments"),
+            &[&services, agent.process.as_ref().unwrap()],
+            |d| deployment(d, &version).as_deref() == Some("DEPLOYMENT_STATE_DEPLOYED"),
+        );
+    }
+    let served = |dir: &Path| std::fs::read_to_string(dir.join("cert.pem")).unwrap();
+    assert!(served(&dir_a).contains("BEGIN CERTIFICATE") && served(&dir_b).contains("BEGIN CERTIFICATE"));
+
+    // What host-a found is in the inventory, with where it was found, and can be claimed.
+    let discovered =
+        first.wait_for("the legacy certificate is discovered", "/api/v1/discoveredCertificates", &[&services], |d| {
+            d["discoveredCertificates"].as_array().is_some_and(|l| l.len() == 1)
+        });
+    let item = &discovered["discoveredCertificates"][0];
+    assert_eq!(item["locations"][0]["agent"], "agents/host-a", "{item}");
+    assert!(item["locations"][0]["path"].as_str().unwrap().ends_with("legacy.pem"), "{item}");
+    let (code, body) = first.rest(
+        "POST",
+        &format!("/api/v1/{}:claim", item["name"].as_str().unwrap()),
+        Some(json!({"certificateId": "legacy"})),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = first.rest("GET", "/api/v1/certificates/legacy", None);
+    assert_eq!(code, 200, "the claimed certificate is in the inventory: {body}");
+
+    // The first gateway goes away; the second goes on serving its agent's work.
+    drop(first);
+    second.rest("POST", "/api/v1/jobs:renewCertificates", Some(json!({"certificates": ["certificates/beta"]})));
+    second.wait_for(
+        "beta's renewal, on the second gateway",
+        "/api/v1/certificates/beta/deployments",
+        &[&services],
+        |d| deployment(d, "certificates/beta/versions/2").as_deref() == Some("DEPLOYMENT_STATE_DEPLOYED"),
+    );
 }

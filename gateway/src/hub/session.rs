@@ -119,7 +119,10 @@ impl AgentHub {
                 Ok(Some(request)) => request.frame,
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::info!(%agent, error = %e, "agent stream ended");
+                    // A malformed or oversized frame, or the connection dropped:
+                    // end the stream with why, not with a clean close.
+                    tracing::info!(%agent, code = ?e.code(), error = %e.message(), "agent stream ended");
+                    session.close(e);
                     break;
                 }
             };

@@ -201,3 +201,133 @@ fn check_csr(csr_pem: &str, asked: &pb::RequestCsr) -> Result<()> {
 pub fn report_of(job: &Job) -> Option<pb::DeployReport> {
     serde_json::from_value(job.payload.get("report")?.clone()).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use certctl_domain::job::{JobKind, JobState, NewJob, RetryPolicy};
+    use certctl_pki::KeyType;
+
+    use super::*;
+
+    fn placement() -> Placement {
+        Placement {
+            certificate: certctl_proto::inventory::Certificate {
+                name: "certificates/web".into(),
+                common_name: "web.example.com".into(),
+                subject_alt_names: vec!["web.example.com".into(), "10.0.0.7".into()],
+                ..Default::default()
+            },
+            targets: vec![],
+        }
+    }
+
+    /// A renewal job that waits for agents/web-01's CSR.
+    fn waiting_for_csr() -> Job {
+        let mut job = NewJob::new(JobKind::Renewal, "k").into_job("ab12".into(), &RetryPolicy::default(), 100);
+        job.attempts = 2;
+        job.payload = request_csr(&job, &placement(), "agents/web-01");
+        job.state = JobState::AwaitingAgent;
+        job
+    }
+
+    fn csr_for(names: &[&str]) -> String {
+        let key = KeyType::EcdsaP256.generate().unwrap();
+        certctl_pki::build_csr(&key, "web.example.com", &names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+            .unwrap()
+    }
+
+    fn csr_answer(job: &Job, csr_pem: String) -> Answer {
+        Answer::Csr(pb::CsrReady { command_id: command_of(job).unwrap().command_id, csr_pem })
+    }
+
+    fn refusal(result: Result<Continuation>) -> String {
+        match result {
+            Err(e) => e.to_string(),
+            Ok(c) => panic!("expected a refusal, got {c:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_names_the_attempt_and_asks_for_the_certificates_names() {
+        let job = waiting_for_csr();
+        let command = command_of(&job).unwrap();
+        assert_eq!(command.command_id, "ab12.2");
+        let Some(pb::command::Action::RequestCsr(r)) = command.action else { panic!("a CSR request") };
+        assert_eq!(r.dns_names, ["web.example.com"]);
+        assert_eq!(r.ip_addresses, ["10.0.0.7"]);
+        assert_eq!(r.key_algorithm, certctl_proto::types::KeyAlgorithm::EcdsaP256 as i32, "P-256 by default");
+    }
+
+    #[test]
+    fn a_matching_csr_resumes_the_job_with_it_and_drops_the_command() {
+        let job = waiting_for_csr();
+        let csr = csr_for(&["web.example.com", "10.0.0.7"]);
+        let Continuation::Resume(payload) = answer(&job, "agents/web-01", csr_answer(&job, csr.clone())).unwrap()
+        else {
+            panic!("resumed")
+        };
+        assert_eq!(payload["csr_pem"], csr.as_str());
+        assert!(payload.get("command").is_none());
+    }
+
+    #[test]
+    fn a_csr_for_other_names_is_refused() {
+        let job = waiting_for_csr();
+        let wider = csr_for(&["web.example.com", "10.0.0.7", "admin.example.com"]);
+        let message = refusal(answer(&job, "agents/web-01", csr_answer(&job, wider)));
+        assert!(message.contains("admin.example.com"), "{message}");
+        let message = refusal(answer(&job, "agents/web-01", csr_answer(&job, "not a CSR".into())));
+        assert!(message.contains("not a valid CSR"), "{message}");
+    }
+
+    #[test]
+    fn only_the_awaited_agent_may_answer_the_current_command() {
+        let job = waiting_for_csr();
+        let csr = csr_for(&["web.example.com", "10.0.0.7"]);
+        let message = refusal(answer(&job, "agents/web-02", csr_answer(&job, csr.clone())));
+        assert!(message.contains("waits for agents/web-01, not agents/web-02"), "{message}");
+        let stale = Answer::Csr(pb::CsrReady { command_id: "ab12.1".into(), csr_pem: csr.clone() });
+        assert!(refusal(answer(&job, "agents/web-01", stale)).contains("stale"));
+        let mut done = job.clone();
+        done.state = JobState::Succeeded;
+        assert!(refusal(answer(&done, "agents/web-01", csr_answer(&job, csr))).contains("not waiting for an agent"));
+    }
+
+    #[test]
+    fn an_answer_of_the_wrong_kind_or_a_refusal() {
+        let job = waiting_for_csr();
+        let id = command_of(&job).unwrap().command_id;
+        let report = Answer::Deploy(pb::DeployReport { command_id: id.clone(), results: vec![] });
+        assert!(refusal(answer(&job, "agents/web-01", report)).contains("does not fit"));
+        let rejected = Answer::Rejected(pb::CommandRejected {
+            command_id: id,
+            code: "UNSUPPORTED_TARGET".into(),
+            message: "no such target type".into(),
+        });
+        let Continuation::Fail(error) = answer(&job, "agents/web-01", rejected).unwrap() else { panic!("failed") };
+        assert_eq!(error.code, "UNSUPPORTED_TARGET");
+        assert!(error.message.contains("agents/web-01 refused the command"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_deploy_report_must_cover_exactly_the_commands_targets() {
+        let mut job = NewJob::new(JobKind::Deployment, "d").into_job("cd34".into(), &RetryPolicy::default(), 100);
+        let version = certctl_proto::inventory::CertificateVersion {
+            name: "certificates/web/versions/3".into(),
+            ..Default::default()
+        };
+        let target = |name: &str| certctl_proto::inventory::Target { name: name.into(), ..Default::default() };
+        job.payload = deploy(&job, "agents/web-01", &version, vec![target("targets/a"), target("targets/b")]);
+        job.state = JobState::AwaitingAgent;
+        let id = command_of(&job).unwrap().command_id;
+        let result = |t: &str| pb::TargetResult { target: t.into(), ..Default::default() };
+        let partial = Answer::Deploy(pb::DeployReport { command_id: id.clone(), results: vec![result("targets/a")] });
+        assert!(refusal(answer(&job, "agents/web-01", partial)).contains("exactly the targets"));
+        let full = Answer::Deploy(pb::DeployReport {
+            command_id: id,
+            results: vec![result("targets/b"), result("targets/a")],
+        });
+        let Continuation::Resume(payload) = answer(&job, "agents/web-01", full).unwrap() else { panic!("resumed") };
+        assert_eq!(report_of(&Job { payload, ..job }).unwrap().results.len(), 2);
+    }
+}
