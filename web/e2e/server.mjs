@@ -1,4 +1,5 @@
 // Starts a real `certctl server --demo` for the end-to-end suite and waits for /readyz.
+// The API and GUI listen on one free port, the agent hub on another.
 import { spawn } from "node:child_process";
 import { createWriteStream, existsSync, mkdtempSync, rmSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
@@ -32,12 +33,14 @@ export async function startServer() {
     throw new Error("web/dist/index.html is missing: run `npm --prefix web run build` first");
   }
   const port = await freePort();
+  // The agent hub (mTLS) on its own free port, not the default 8444 another server may hold.
+  const agentPort = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "certctl-e2e-"));
   const artifacts = join(webDir, "e2e", ".artifacts");
   mkdirSync(artifacts, { recursive: true });
   const logPath = join(artifacts, "server.log");
   const log = createWriteStream(logPath);
-  const args = ["server", "--demo", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir];
+  const args = ["server", "--demo", "--listen", `127.0.0.1:${port}`, "--agent-listen", `127.0.0.1:${agentPort}`, "--data-dir", dataDir];
   const child = spawn(bin, args, { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } });
   child.stdout.pipe(log);
   child.stderr.pipe(log);
@@ -63,6 +66,8 @@ export async function startServer() {
 
   return {
     baseUrl,
+    /** Where agents enrol and connect (`certctl-agent enroll --server`). */
+    agentUrl: `https://127.0.0.1:${agentPort}`,
     logPath,
     async stop() {
       if (!exited) {

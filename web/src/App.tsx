@@ -13,7 +13,9 @@ const AuditTrail = lazy(() => import("./views/AuditTrail").then((m) => ({ defaul
 const OwnersView = lazy(() => import("./views/resources").then((m) => ({ default: m.OwnersView })));
 const TeamsView = lazy(() => import("./views/resources").then((m) => ({ default: m.TeamsView })));
 const TargetsView = lazy(() => import("./views/resources").then((m) => ({ default: m.TargetsView })));
-const AgentsView = lazy(() => import("./views/resources").then((m) => ({ default: m.AgentsView })));
+const AgentsView = lazy(() => import("./views/Agents").then((m) => ({ default: m.AgentsView })));
+const AgentDetail = lazy(() => import("./views/Agents").then((m) => ({ default: m.AgentDetail })));
+const DiscoveryView = lazy(() => import("./views/Discovery").then((m) => ({ default: m.DiscoveryView })));
 const IssuersView = lazy(() => import("./views/Issuers").then((m) => ({ default: m.IssuersView })));
 const IssuedCertificatesView = lazy(() => import("./views/Issuers").then((m) => ({ default: m.IssuedCertificatesView })));
 const ProfilesView = lazy(() => import("./views/Profiles").then((m) => ({ default: m.ProfilesView })));
@@ -36,8 +38,11 @@ const NAV_INVENTORY: { to: string; label: string; icon: IconName }[] = [
   { to: "/owners", label: "Owners", icon: "user" },
   { to: "/teams", label: "Teams", icon: "users" },
   { to: "/targets", label: "Targets", icon: "server" },
-  { to: "/agents", label: "Agents", icon: "agent" },
   { to: "/renewal-policies", label: "Renewal policies", icon: "policy" },
+];
+const NAV_FLEET: { to: string; label: string; icon: IconName }[] = [
+  { to: "/agents", label: "Agents", icon: "agent" },
+  { to: "/discovery", label: "Discovery", icon: "search" },
 ];
 
 function ThemeToggle() {
@@ -85,6 +90,12 @@ export function App() {
             <Icon name={n.icon} /> {n.label}
           </NavLink>
         ))}
+        <div className="nav-section">Fleet</div>
+        {NAV_FLEET.map((n) => (
+          <NavLink key={n.to} to={n.to} className="nav-link">
+            <Icon name={n.icon} /> {n.label}
+          </NavLink>
+        ))}
         <div className="nav-section">Compliance</div>
         <NavLink to="/audit" className="nav-link">
           <Icon name="audit" /> Audit trail
@@ -116,6 +127,8 @@ export function App() {
           <Route path="/teams" element={<TeamsView />} />
           <Route path="/targets" element={<TargetsView />} />
           <Route path="/agents" element={<AgentsView />} />
+          <Route path="/agents/:id" element={<AgentDetail />} />
+          <Route path="/discovery" element={<DiscoveryView />} />
           <Route path="/renewal-policies" element={<RenewalPoliciesView />} />
           <Route path="/audit" element={<AuditTrail />} />
           <Route

@@ -106,3 +106,8 @@ export function violationsFor(error: ApiError | undefined, key: string): { index
   }
   return out;
 }
+
+/** The server does not serve this RPC (yet): views say so and the rest of the GUI works. */
+export function isUnimplemented(err: unknown): boolean {
+  return err instanceof ConnectError && err.code === Code.Unimplemented;
+}

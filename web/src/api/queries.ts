@@ -33,7 +33,23 @@ export const keys = {
   profile: (name: string) => ["profiles", name] as const,
   jobs: ["jobs"] as const,
   job: (name: string) => ["jobs", name] as const,
+  agent: (name: string) => ["agents", name] as const,
+  joinTokens: ["joinTokens"] as const,
+  deployments: (certificate: string) => ["deployments", certificate] as const,
+  discovered: ["discoveredCertificates"] as const,
 };
+
+/** The issuer of agents' identities; its root's SHA-256 is what `certctl-agent enroll` pins. */
+export const PLATFORM_ISSUER = "issuers/platform";
+
+export function usePlatformAuthorities(enabled = true) {
+  return useQuery({
+    queryKey: keys.authorities(PLATFORM_ISSUER),
+    queryFn: () => issuance.listAuthorities({ parent: PLATFORM_ISSUER }),
+    enabled,
+    staleTime: 300_000,
+  });
+}
 
 export function useAllOwners() {
   return useQuery({

@@ -119,6 +119,13 @@ const paths: Record<string, ReactElement> = {
     </>
   ),
   link: <path d="M6.5 9.5l3-3M7 4.5l1-1a2.8 2.8 0 014 4l-1 1M9 11.5l-1 1a2.8 2.8 0 01-4-4l1-1" />,
+  dot: <circle cx="8" cy="8" r="3.5" fill="currentColor" />,
+  search: (
+    <>
+      <circle cx="7" cy="7" r="4.5" />
+      <path d="M10.3 10.3l3.7 3.7" />
+    </>
+  ),
 };
 
 export type IconName = keyof typeof paths;

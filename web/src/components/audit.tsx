@@ -9,7 +9,9 @@ const ROUTES: [string, string][] = [
   ["owners/", "/owners"],
   ["teams/", "/teams"],
   ["targets/", "/targets"],
-  ["agents/", "/agents"],
+  ["agents/", "/agents/"],
+  ["joinTokens/", "/agents"],
+  ["discoveredCertificates/", "/discovery?state=all"],
   ["renewalPolicies/", "/renewal-policies"],
 ];
 
@@ -18,7 +20,7 @@ export function resourceLink(resource: string): ReactNode {
   if (!resource) return <span className="faint">—</span>;
   for (const [prefix, path] of ROUTES) {
     if (resource.startsWith(prefix)) {
-      const to = prefix === "certificates/" ? path + resource.slice(prefix.length).split("/")[0] : path;
+      const to = path.endsWith("/") ? path + resource.slice(prefix.length).split("/")[0] : path;
       return (
         <Link to={to} className="mono">
           {resource}

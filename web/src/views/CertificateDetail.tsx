@@ -22,6 +22,7 @@ import { AuditTable } from "../components/audit";
 import { useTitle } from "../lib/useTitle";
 import { reasonLabelFromRfc } from "../lib/revocation";
 import { CertificateJobs, RenewButton, RenewDialog, RevokeCurrentDialog } from "../components/certificateActions";
+import { CertificateDeployments } from "../components/Deployments";
 import type { Job } from "../gen/certctl/scheduler/v1/scheduler_pb";
 
 /** Why the certificate is in its state, in one sentence. */
@@ -472,6 +473,7 @@ export function CertificateDetail() {
       </div>
       <div className="stack">
         <CertificateJobs cert={c} focus={queued} />
+        <CertificateDeployments cert={c} />
         <VersionsPanel cert={c} />
         <AuditHistory name={c.name} />
       </div>

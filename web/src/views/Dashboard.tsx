@@ -4,6 +4,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { audit, inventory, scheduler } from "../api/client";
 import { toApiError } from "../api/errors";
 import { JobState } from "../gen/certctl/scheduler/v1/scheduler_pb";
+import { AgentStatus } from "../gen/certctl/inventory/v1/inventory_pb";
 import { countLabel } from "../lib/jobs";
 import { keys, listAll } from "../api/queries";
 import { Empty, ErrorAlert, Loading } from "../components/states";
@@ -44,6 +45,7 @@ function SummaryCards() {
         </Link>
       ))}
       <FailedJobsCard />
+      <AgentsCard />
     </section>
   );
 }
@@ -68,6 +70,48 @@ function FailedJobsCard() {
       <span className="value" data-testid="summary-failed-jobs">
         {q.isPending ? "…" : q.isError ? "—" : countLabel(n, !!q.data.nextPageToken)}
       </span>
+      {q.isError && <span className="faint" style={{ fontSize: "var(--fs-xs)" }}>unavailable: {toApiError(q.error).code}</span>}
+    </Link>
+  );
+}
+
+// ListAgents returns no total, so the card counts a bounded listing per status:
+// one page of up to AGENT_PAGE agents each, shown as "≥1000" when the server has more.
+const AGENT_PAGE = 1000;
+
+async function countAgents(status: AgentStatus): Promise<{ n: number; more: boolean }> {
+  const r = await inventory.listAgents({ status, pageSize: AGENT_PAGE });
+  return { n: r.agents.length, more: !!r.nextPageToken };
+}
+
+/** Agents online, with how many are offline or stale; links to the fleet filtered by status. */
+function AgentsCard() {
+  const q = useQuery({
+    queryKey: [...keys.agents, "count"],
+    queryFn: async () => {
+      const [online, stale, offline] = await Promise.all([countAgents(AgentStatus.ONLINE), countAgents(AgentStatus.STALE), countAgents(AgentStatus.OFFLINE)]);
+      return { online, stale, offline };
+    },
+    refetchInterval: 30_000,
+    retry: false,
+  });
+  const d = q.data;
+  const tone = q.isError ? "neutral" : !d ? "info" : d.offline.n > 0 ? "crit" : d.stale.n > 0 ? "warn" : "ok";
+  const to = d && d.offline.n > 0 ? "/agents?status=offline" : d && d.stale.n > 0 ? "/agents?status=stale" : "/agents";
+  return (
+    <Link to={to} className={`card ${tone}`} title={q.isError ? toApiError(q.error).message : "Agents seen within the last 90 seconds"}>
+      <span className="label">
+        <Icon name="agent" size={12} /> Agents online
+      </span>
+      <span className="value plain" data-testid="summary-agents-online">
+        {q.isPending ? "…" : q.isError ? "—" : countLabel(d!.online.n, d!.online.more)}
+      </span>
+      {d && (
+        <span className="sub" data-testid="summary-agents-offline">
+          <span className={d.offline.n > 0 ? "expiry critical" : undefined}>{countLabel(d.offline.n, d.offline.more)} offline</span> ·{" "}
+          <span className={d.stale.n > 0 ? "expiry warning" : undefined}>{countLabel(d.stale.n, d.stale.more)} stale</span>
+        </span>
+      )}
       {q.isError && <span className="faint" style={{ fontSize: "var(--fs-xs)" }}>unavailable: {toApiError(q.error).code}</span>}
     </Link>
   );

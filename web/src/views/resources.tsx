@@ -1,4 +1,5 @@
-// Owners, teams, targets, agents and renewal policies share one list/create/edit/delete page.
+// Owners, teams, targets and renewal policies share one list/create/edit/delete page
+// (agents have their own view: they enrol with a join token).
 import { useEffect, useState, type ReactNode } from "react";
 import { Link } from "react-router";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
@@ -16,8 +17,9 @@ import { currentToken, firstPage, popPrevious, pushNext, type PageStack } from "
 import { ID_PATTERN, resourceId, suggestId } from "../lib/names";
 import { formatLabels, parseLabels } from "../lib/form";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Agent, Owner, RenewalPolicy, Target, Team } from "../gen/certctl/inventory/v1/inventory_pb";
+import type { Owner, RenewalPolicy, Target, Team } from "../gen/certctl/inventory/v1/inventory_pb";
 import { useTitle } from "../lib/useTitle";
+import { TARGET_KINDS, targetKindLabel, targetWhere } from "../lib/targets";
 
 type Values = Record<string, string>;
 
@@ -362,33 +364,8 @@ export function TeamsView() {
 
 // ---------------- targets ----------------
 
-const TARGET_KINDS = [
-  { value: "file", label: "Files in a directory" },
-  { value: "nginx", label: "nginx" },
-  { value: "apache", label: "Apache httpd" },
-  { value: "haproxy", label: "HAProxy" },
-];
 const isFile = (v: Values) => v.kind === "file";
 const isWeb = (v: Values) => v.kind !== "file";
-
-function targetKindLabel(t: Target): string {
-  return TARGET_KINDS.find((k) => k.value === t.config.case)?.label ?? "not configured";
-}
-
-function targetWhere(t: Target): string {
-  switch (t.config.case) {
-    case "file":
-      return t.config.value.directory;
-    case "nginx":
-    case "apache":
-    case "haproxy": {
-      const c = t.config.value;
-      return c.verifyHost ? `${c.certificatePath} → ${c.verifyHost}:${c.verifyPort || 443}` : c.certificatePath;
-    }
-    default:
-      return "";
-  }
-}
 
 function targetConfig(v: Values): Target["config"] {
   if (v.kind === "file") {
@@ -414,6 +391,8 @@ function targetConfig(v: Values): Target["config"] {
       verifyHost: v["web.verify_host"] ?? "",
       verifyPort: Number(v["web.verify_port"] || 0),
       verifyServerName: v["web.verify_server_name"] ?? "",
+      validateCommand: v["web.validate_command"] ?? "",
+      reloadCommand: v["web.reload_command"] ?? "",
     },
   };
 }
@@ -432,7 +411,7 @@ export function TargetsView() {
     columns: [
       { header: "Kind", cell: targetKindLabel },
       { header: "Where", cell: (t) => <span className="mono">{targetWhere(t) || "—"}</span> },
-      { header: "Agent", cell: (t) => (t.agent ? labelFor(agents.data, t.agent) : <span className="faint">none</span>) },
+      { header: "Agent", cell: (t) => (t.agent ? <Link to={`/agents/${resourceId(t.agent)}`}>{labelFor(agents.data, t.agent)}</Link> : <span className="faint">none</span>) },
       { header: "Labels", cell: (t) => labelsCell(t.labels) },
     ],
     fields: [
@@ -455,6 +434,8 @@ export function TargetsView() {
       { key: "web.verify_host", label: "Verify host", when: isWeb, placeholder: "127.0.0.1", hint: "TLS endpoint checked after a deploy" },
       { key: "web.verify_port", label: "Verify port", kind: "number", when: isWeb, placeholder: "443" },
       { key: "web.verify_server_name", label: "Verify server name (SNI)", when: isWeb, placeholder: "www.example.com" },
+      { key: "web.validate_command", label: "Validate command", when: isWeb, placeholder: "nginx -t", hint: "Checks the configuration after the files are written; empty: the server's default" },
+      { key: "web.reload_command", label: "Reload command", when: isWeb, placeholder: "nginx -s reload", hint: "Loads the new files; empty: the server's default" },
       { key: "labels", label: "Labels", kind: "textarea", hint: "key=value, one per line" },
     ],
     toValues: (t) => {
@@ -475,6 +456,8 @@ export function TargetsView() {
           "web.verify_host": c.value.verifyHost,
           "web.verify_port": c.value.verifyPort ? String(c.value.verifyPort) : "",
           "web.verify_server_name": c.value.verifyServerName,
+          "web.validate_command": c.value.validateCommand,
+          "web.reload_command": c.value.reloadCommand,
         });
       }
       return v;
@@ -502,37 +485,6 @@ export function TargetsView() {
       }),
     remove: (name) => inventory.deleteTarget({ name }),
     empty: <p>Create a target for each place a certificate is deployed: a directory, or an nginx, Apache or HAProxy server.</p>,
-  };
-  return <ResourcePage cfg={cfg} />;
-}
-
-// ---------------- agents ----------------
-
-export function AgentsView() {
-  const cfg: ResourceConfig<Agent> = {
-    title: "Agents",
-    noun: "Agent",
-    collection: "agents",
-    queryKey: keys.agents,
-    list: async (pageToken) => {
-      const r = await inventory.listAgents({ pageSize: 50, pageToken });
-      return { items: r.agents, next: r.nextPageToken };
-    },
-    columns: [
-      { header: "Hostname", cell: (a) => <span className="mono">{a.hostname || "—"}</span> },
-      { header: "Labels", cell: (a) => labelsCell(a.labels) },
-    ],
-    fields: [
-      { key: "display_name", label: "Display name", required: true, placeholder: "web-01" },
-      { key: "hostname", label: "Hostname", placeholder: "web-01.internal" },
-      { key: "labels", label: "Labels", kind: "textarea", hint: "key=value, one per line" },
-    ],
-    toValues: (a) => ({ display_name: a?.displayName ?? "", hostname: a?.hostname ?? "", labels: formatLabels(a?.labels ?? {}) }),
-    create: (id, v) => inventory.createAgent({ agentId: id, agent: { displayName: v.display_name, hostname: v.hostname, labels: parseLabelsOrThrow(v.labels ?? "") } }),
-    update: (name, v, mask) =>
-      inventory.updateAgent({ agent: { name, displayName: v.display_name, hostname: v.hostname, labels: parseLabelsOrThrow(v.labels ?? "") }, updateMask: { paths: mask } }),
-    remove: (name) => inventory.deleteAgent({ name }),
-    empty: <p>Register an agent for each host that deploys certificates; its targets then point at it.</p>,
   };
   return <ResourcePage cfg={cfg} />;
 }
