@@ -223,7 +223,8 @@ async fn deploy_one(name: &str, config: &TargetConfig, bundle: &Bundle) -> Saved
         Ok(t) => t,
         Err(e) => return result(pb::TargetOutcome::Failed, String::new(), e.to_string()),
     };
-    let note = match target.deploy(bundle).await {
+    let deployed = target.deploy(bundle).await;
+    let note = match deployed {
         Ok(Deployed::Installed) => "installed",
         Ok(Deployed::Unchanged) => "unchanged: already installed",
         Err(e) => {
@@ -234,7 +235,17 @@ async fn deploy_one(name: &str, config: &TargetConfig, bundle: &Bundle) -> Saved
     let Some(endpoint) = target.endpoint() else {
         return result(pb::TargetOutcome::Deployed, String::new(), note.to_owned());
     };
-    match verify::check_settled(&endpoint, &bundle.fingerprint, 10, Duration::from_millis(500)).await {
+    let mut seen = verify::check_settled(&endpoint, &bundle.fingerprint, 10, Duration::from_millis(500)).await;
+    if matches!(deployed, Ok(Deployed::Unchanged)) && seen != Verification::Verified {
+        // The files are in place but not what is served: an earlier deploy
+        // stopped between writing and reloading (the agent was killed).
+        tracing::info!(target = %name, version = %bundle.version, "files in place but not served; reloading");
+        if let Err(e) = target.reload().await {
+            return result(pb::TargetOutcome::Failed, String::new(), format!("files in place, but {e}"));
+        }
+        seen = verify::check_settled(&endpoint, &bundle.fingerprint, 10, Duration::from_millis(500)).await;
+    }
+    match seen {
         Verification::Verified => result(pb::TargetOutcome::Verified, bundle.fingerprint.clone(), note.to_owned()),
         Verification::Mismatch { served } => result(
             pb::TargetOutcome::Mismatch,

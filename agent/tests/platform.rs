@@ -669,3 +669,43 @@ async fn two_gateways_share_the_agents_and_their_work() {
         |d| deployment(d, "certificates/beta/versions/2").as_deref() == Some("DEPLOYMENT_STATE_DEPLOYED"),
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_mid_deploy_finishes_it_once_restarted() {
+    let nginx = targets_support::nginx::Nginx::start();
+    let platform = Platform::start();
+    let mut agent = Agent::enroll(&platform, "web-02");
+    agent.start(&[]);
+    // The reload announces itself, then takes its time: the agent is killed
+    // with the new files written but not yet loaded.
+    let reloading = platform.dir.path().join("reloading");
+    let TargetConfig::Nginx(mut config) = nginx.target() else { unreachable!() };
+    config.reload_command = format!("touch {} && sleep 5 && {}", reloading.display(), config.reload_command);
+    let body = target_body("agents/web-02", &TargetConfig::Nginx(config));
+    let (code, body) = platform.rest("POST", "/api/v1/targets?targetId=web", Some(body));
+    assert_eq!(code, 200, "{body}");
+    let certificate = json!({"commonName": "localhost", "subjectAltNames": ["localhost"], "issuer": "issuers/local", "targets": ["targets/web"]});
+    platform.rest("POST", "/api/v1/certificates?certificateId=web", Some(certificate));
+    for _ in 0..600 {
+        if reloading.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(reloading.exists(), "the deploy never reached its reload:\n{}", agent.process.as_ref().unwrap().log());
+    agent.stop();
+    let v1 = "certificates/web/versions/1";
+    assert_ne!(openssl_served(nginx.port), fingerprint_of(&platform, v1), "killed before the reload");
+
+    agent.start(&[]);
+    platform.wait_for(
+        "version 1 verified after the restart",
+        "/api/v1/certificates/web/deployments",
+        &agent.logs(),
+        |d| deployment(d, v1).as_deref() == Some("DEPLOYMENT_STATE_VERIFIED"),
+    );
+    wait_served(nginx.port, &fingerprint_of(&platform, v1));
+    assert_eq!(versions(&platform), 1, "the restart issued nothing new");
+    let log = agent.process.as_ref().unwrap().log();
+    assert!(log.contains("files in place but not served; reloading"), "the restarted agent reloaded:\n{log}");
+}

@@ -162,6 +162,24 @@ pub trait Target: Send + Sync {
 
     /// Where the live certificate can be checked, if anywhere.
     fn endpoint(&self) -> Option<Endpoint>;
+
+    /// Makes the consumer load the files it has now (checking them first).
+    /// For files that already hold a bundle while the endpoint serves another:
+    /// a deploy that was interrupted between writing and reloading.
+    async fn reload(&self) -> Result<(), TargetError> {
+        Ok(())
+    }
+}
+
+/// Runs a target's validate and reload commands, as `reload` does.
+pub(crate) async fn rerun(validate: Option<&str>, reload: Option<&str>) -> Result<(), TargetError> {
+    if let Some(validate) = validate {
+        command::run(validate).await.map_err(|output| TargetError::Validation { output })?;
+    }
+    if let Some(reload) = reload {
+        command::run(reload).await.map_err(|output| TargetError::Reload { output })?;
+    }
+    Ok(())
 }
 
 type Builder = fn(&TargetConfig) -> Result<Box<dyn Target>, TargetError>;

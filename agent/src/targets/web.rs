@@ -134,6 +134,11 @@ impl Target for WebServer {
     fn endpoint(&self) -> Option<Endpoint> {
         self.endpoint.clone()
     }
+
+    async fn reload(&self) -> Result<(), TargetError> {
+        let _one_at_a_time = self.lock.lock().await;
+        super::rerun(Some(&self.validate_command), Some(&self.reload_command)).await
+    }
 }
 
 #[cfg(test)]
