@@ -403,14 +403,23 @@ async fn lifecycle(server: &dyn Server, port: u16) {
     wait_served(port, &fingerprint_of(&platform, v4));
     assert_eq!(versions(&platform), 4, "the pending command completed once");
 
-    // Retired: the agent's identity is refused from now on.
+    // Retired while connected: the hub ends its stream at its next
+    // heartbeat batch, and the agent stops; started again, it is refused.
     platform.cli(&["agent", "retire", "agents/web-01"]);
-    agent.stop();
+    for _ in 0..400 {
+        if agent.process.as_mut().unwrap().child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let process = agent.process.as_mut().unwrap();
+    let status = process.child.try_wait().unwrap().expect("the retired agent's stream was ended");
+    assert!(!status.success(), "a retired agent must not keep running");
+    assert!(process.log().contains("retired"), "{}", process.log());
     agent.start(&[]);
     let process = agent.process.as_mut().unwrap();
     let status = process.child.wait().unwrap();
-    assert!(!status.success(), "a retired agent must not keep running");
-    assert!(process.log().contains("retired"), "{}", process.log());
+    assert!(!status.success() && process.log().contains("retired"), "{}", process.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -202,17 +202,20 @@ impl AgentHub {
                         ..Default::default()
                     })
                     .collect();
-                if let Err(e) = self.record_sessions(sessions).await {
-                    tracing::warn!(error = %e, agents = chunk.len(), "cannot record agent heartbeats");
+                match self.record_sessions(sessions).await {
+                    Ok(refused) => self.drop_refused(&refused),
+                    Err(e) => tracing::warn!(error = %e, agents = chunk.len(), "cannot record agent heartbeats"),
                 }
             }
         }
     }
 
+    /// Records that these agents were heard from; returns those the
+    /// inventory refused (retired since they connected, or deleted).
     pub(crate) async fn record_sessions(
         &self,
         sessions: Vec<certctl_proto::inventory::AgentSession>,
-    ) -> Result<(), Status> {
+    ) -> Result<Vec<String>, Status> {
         self.upstreams
             .inventory
             .clone()
@@ -221,7 +224,17 @@ impl AgentHub {
                 "agent-hub",
             ))
             .await
-            .map(|_| ())
+            .map(|answer| answer.into_inner().refused_agents)
+    }
+
+    /// Ends the streams of agents the inventory no longer accepts.
+    pub(crate) fn drop_refused(&self, refused: &[String]) {
+        for agent in refused {
+            if let Some(session) = self.sessions.lock().expect("sessions").remove(agent) {
+                tracing::warn!(%agent, "the agent was retired or removed; ending its stream");
+                session.close(Status::permission_denied(format!("{agent} was retired; its identity is refused")));
+            }
+        }
     }
 
     /// Signs an identity CSR with the platform CA.

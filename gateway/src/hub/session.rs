@@ -302,13 +302,16 @@ impl AgentService for AgentHub {
         if let Some(previous) = self.sessions.lock().expect("sessions").insert(agent.name.clone(), session.clone()) {
             previous.close(Status::aborted("a newer stream of this agent replaced this one"));
         }
-        self.record_sessions(vec![certctl_proto::inventory::AgentSession {
-            agent: agent.name.clone(),
-            hub: self.config.hub_id.clone(),
-            version: hello.version.clone(),
-            capabilities: hello.capabilities.clone(),
-        }])
-        .await?;
+        let refused = self
+            .record_sessions(vec![certctl_proto::inventory::AgentSession {
+                agent: agent.name.clone(),
+                hub: self.config.hub_id.clone(),
+                version: hello.version.clone(),
+                capabilities: hello.capabilities.clone(),
+            }])
+            .await?;
+        // Retired between the check above and now.
+        self.drop_refused(&refused);
         tracing::info!(agent = %agent.name, address = %peer.address, version = %hello.version, "agent connected");
         let hub = self.clone();
         let name = agent.name.clone();

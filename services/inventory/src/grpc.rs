@@ -711,8 +711,8 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         request: Request<pb::RecordAgentSessionsRequest>,
     ) -> R<pb::RecordAgentSessionsResponse> {
         let sessions = request.into_inner().sessions.into_iter().map(session_from_pb).collect();
-        self.inner.record_agent_sessions(sessions).await?;
-        Ok(Response::new(pb::RecordAgentSessionsResponse {}))
+        let refused_agents = self.inner.record_agent_sessions(sessions).await?;
+        Ok(Response::new(pb::RecordAgentSessionsResponse { refused_agents }))
     }
 
     async fn create_join_token(&self, request: Request<pb::CreateJoinTokenRequest>) -> R<pb::CreateJoinTokenResponse> {

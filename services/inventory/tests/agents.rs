@@ -166,6 +166,7 @@ async fn status_follows_heartbeats_and_the_clock() {
         ],
     })
     .await
+    .map(|answer| assert_eq!(answer.into_inner().refused_agents, ["agents/ghost"], "named for its hub to drop"))
     .expect("unknown agents are skipped, not refused");
     let a = get_agent(&srv, "agents/a").await;
     assert_eq!((a.status, a.last_seen_time), (pb::AgentStatus::Online as i32, ts(T0)));

@@ -112,10 +112,16 @@ impl<S: Store> Inventory<S> {
     }
 
     /// The heartbeat path: no audit event, unknown and retired agents skipped.
-    /// Returns how many agents were marked seen.
-    pub async fn record_agent_sessions(&self, sessions: Vec<AgentSession>) -> Result<u64> {
+    /// Returns the names of those skipped: their hubs must drop them.
+    pub async fn record_agent_sessions(&self, sessions: Vec<AgentSession>) -> Result<Vec<String>> {
         let heartbeats = agents::heartbeats(sessions)?;
-        Ok(self.store.record_heartbeats(&heartbeats, self.now()).await?)
+        let seen: std::collections::HashSet<String> =
+            self.store.record_heartbeats(&heartbeats, self.now()).await?.into_iter().collect();
+        Ok(heartbeats
+            .iter()
+            .filter(|h| !seen.contains(&h.agent_id))
+            .map(|h| certctl_domain::name::Collection::Agents.name(&h.agent_id))
+            .collect())
     }
 
     // ---- join tokens ------------------------------------------------------------

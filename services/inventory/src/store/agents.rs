@@ -43,7 +43,8 @@ pub trait AgentStore: Send + Sync + 'static {
     /// Marks each agent seen at `now`, and records its hub, version and
     /// capabilities where the heartbeat has them. Unknown and retired agents
     /// are skipped. Returns how many agents were updated.
-    async fn record_heartbeats(&self, heartbeats: &[Heartbeat], now: UnixTime) -> Result<u64, StoreError>;
+    /// Returns the ids it marked seen: the others are unknown or retired.
+    async fn record_heartbeats(&self, heartbeats: &[Heartbeat], now: UnixTime) -> Result<Vec<String>, StoreError>;
     /// FAILED_PRECONDITION for a retired agent.
     async fn record_agent_identity(
         &self,

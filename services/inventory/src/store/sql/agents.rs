@@ -104,12 +104,12 @@ macro_rules! agent_store {
                 rows.iter().map(Self::agent_from_row).collect()
             }
 
-            async fn record_heartbeats(&self, heartbeats: &[Heartbeat], now: UnixTime) -> Result<u64, StoreError> {
+            async fn record_heartbeats(&self, heartbeats: &[Heartbeat], now: UnixTime) -> Result<Vec<String>, StoreError> {
                 if heartbeats.is_empty() {
-                    return Ok(0);
+                    return Ok(Vec::new());
                 }
                 let mut tx = self.begin().await?;
-                let mut updated = 0;
+                let mut updated = Vec::with_capacity(heartbeats.len());
                 for chunk in heartbeats.chunks(HEARTBEAT_BATCH) {
                     let tuples: Vec<String> = (0..chunk.len())
                         .map(|i| {
@@ -129,7 +129,8 @@ macro_rules! agent_store {
                          hub = CASE WHEN s.column2 = '' THEN agents.hub ELSE s.column2 END, \
                          version = CASE WHEN s.column3 = '' THEN agents.version ELSE s.column3 END, \
                          capabilities = CASE WHEN s.column4 = '' THEN agents.capabilities ELSE s.column4 END \
-                         FROM (VALUES {}) AS s WHERE agents.id = s.column1 AND agents.retire_time IS NULL",
+                         FROM (VALUES {}) AS s WHERE agents.id = s.column1 AND agents.retire_time IS NULL \
+                         RETURNING agents.id",
                         tuples.join(", ")
                     );
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
@@ -140,7 +141,9 @@ macro_rules! agent_store {
                             .bind(h.version.as_str())
                             .bind(capabilities_column(&h.capabilities));
                     }
-                    updated += q.execute(&mut *tx).await?.rows_affected();
+                    for row in q.fetch_all(&mut *tx).await? {
+                        updated.push(row.try_get::<String, _>(0)?);
+                    }
                 }
                 tx.commit().await?;
                 Ok(updated)
