@@ -594,6 +594,24 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// Why this agent cannot take a target of `target_type`, if it cannot:
+    /// it is retired, or it reported the target types it supports and this
+    /// is not one of them. An agent that never connected is given the
+    /// benefit of the doubt.
+    pub fn target_refusal(&self, target_type: &str) -> Option<String> {
+        let name = self.name();
+        if self.retire_time.is_some() {
+            return Some(format!("{name} is retired; give the target another agent"));
+        }
+        if !self.capabilities.is_empty() && !self.capabilities.iter().any(|c| c == target_type) {
+            return Some(format!(
+                "{name} cannot deploy to {target_type} targets: it reports {} (upgrade the agent, or pick another)",
+                self.capabilities.join(", ")
+            ));
+        }
+        None
+    }
+
     pub fn validate(&self) -> Result<(), DomainError> {
         let mut v = Violations::new();
         v.merge(name::validate_id("agent_id", &self.id));
@@ -846,6 +864,18 @@ mod tests {
         for bad in ["", "a..b", "-a.com", "*.*.a.com", "a b", "@example.com"] {
             assert!(validate_san("s", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_agent_takes_only_targets_it_can_deploy_to() {
+        let mut agent = Agent { id: "web-01".into(), ..Default::default() };
+        assert_eq!(agent.target_refusal("haproxy"), None, "never connected: not known yet");
+        agent.capabilities = vec!["file".into(), "nginx".into()];
+        assert_eq!(agent.target_refusal("nginx"), None);
+        let refusal = agent.target_refusal("haproxy").unwrap();
+        assert!(refusal.contains("cannot deploy to haproxy targets: it reports file, nginx"), "{refusal}");
+        agent.retire_time = Some(5);
+        assert!(agent.target_refusal("nginx").unwrap().contains("retired"));
     }
 
     #[test]

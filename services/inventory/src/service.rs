@@ -188,6 +188,29 @@ impl<S: Store> Inventory<S> {
         }
     }
 
+    /// A target's agent must exist, not be retired, and support its type.
+    async fn check_target_agent(&self, target: &Target) -> Result<()> {
+        if target.agent.is_empty() {
+            return Ok(());
+        }
+        let id = name::parse("target.agent", Collection::Agents, &target.agent)?;
+        let agent = match self.store.get_agent(id).await {
+            Ok(agent) => agent,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(DomainError::invalid(
+                    "target.agent",
+                    format!("{} does not exist; enrol it first", target.agent),
+                )
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match agent.target_refusal(target.config.type_name()) {
+            Some(refusal) => Err(DomainError::FailedPrecondition(refusal).into()),
+            None => Ok(()),
+        }
+    }
+
     async fn check_certificate_references(&self, c: &Certificate) -> Result<()> {
         self.require::<Owner>("certificate.owner", Collection::Owners, &c.owner).await?;
         self.require::<Team>("certificate.team", Collection::Teams, &c.team).await?;
@@ -615,7 +638,7 @@ impl<S: Store> Inventory<S> {
 
     pub async fn create_target(&self, caller: &Caller, mut target: Target) -> Result<Target> {
         target.validate()?;
-        self.require::<Agent>("target.agent", Collection::Agents, &target.agent).await?;
+        self.check_target_agent(&target).await?;
         target.create_time = self.now();
         target.update_time = target.create_time;
         self.create_doc(caller, "CreateTarget", Collection::Targets, &target).await?;
@@ -625,7 +648,7 @@ impl<S: Store> Inventory<S> {
     pub async fn update_target(&self, caller: &Caller, patch: Target, mask: &[String]) -> Result<Target> {
         let mut current: Target = self.store.get_document(&patch.id).await?;
         current.apply_update(patch, mask)?;
-        self.require::<Agent>("target.agent", Collection::Agents, &current.agent).await?;
+        self.check_target_agent(&current).await?;
         current.update_time = self.now();
         self.update_doc(caller, "UpdateTarget", Collection::Targets, &current, mask).await?;
         Ok(current)

@@ -257,3 +257,39 @@ async fn identity_and_retirement() {
     assert_eq!((updated.display_name.as_str(), updated.identity_serial.as_str()), ("Old edge", "0AFF"));
     assert_eq!(updated.retire_time, ts(T0 + 100));
 }
+
+#[tokio::test]
+async fn a_target_needs_an_agent_that_can_deploy_to_it() {
+    let srv = Served::start().await;
+    let mut c = srv.client.clone();
+    let (_, secret) = create_token(&srv, "t1", pb::JoinToken::default()).await;
+    let agent = c.redeem_join_token(redeem(&secret, "web-01")).await.expect("enrolled").into_inner().agent.unwrap();
+    assert_eq!(agent.name, "agents/web-01");
+    let target = |config: pb::target::Config| pb::Target {
+        agent: "agents/web-01".into(),
+        config: Some(config),
+        ..Default::default()
+    };
+    let web = pb::WebServerTargetConfig {
+        certificate_path: "/etc/tls/web.crt".into(),
+        key_path: "/etc/tls/web.key".into(),
+        ..Default::default()
+    };
+    let create = |id: &str, config| pb::CreateTargetRequest { target: Some(target(config)), target_id: id.into() };
+    c.create_target(create("nginx", pb::target::Config::Nginx(web.clone()))).await.expect("it deploys to nginx");
+    let refused = c.create_target(create("lb", pb::target::Config::Haproxy(web.clone()))).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("cannot deploy to haproxy targets: it reports file, nginx"), "{refused:?}");
+
+    c.retire_agent(pb::RetireAgentRequest { name: "agents/web-01".into() }).await.expect("retired");
+    let retired = c.create_target(create("again", pb::target::Config::Nginx(web))).await.unwrap_err();
+    assert!(retired.message().contains("retired"), "{retired:?}");
+    let unknown = pb::CreateTargetRequest {
+        target: Some(pb::Target {
+            agent: "agents/nobody".into(),
+            ..target(pb::target::Config::File(pb::FileTargetConfig { directory: "/srv".into(), ..Default::default() }))
+        }),
+        target_id: "x".into(),
+    };
+    expect_invalid(c.create_target(unknown).await, "target.agent");
+}
