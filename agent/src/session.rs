@@ -285,7 +285,7 @@ pub async fn connect_once(state: &StateDir, settings: &Settings, options: &Optio
         agent: settings.agent.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         capabilities: targets::kinds().iter().map(|k| (*k).to_owned()).collect(),
-        inventory_digest: String::new(),
+        inventory_digest: state.holdings_digest(),
     };
     let _ = tx.send(frame(Frame::Hello(hello))).await;
     let response = AgentServiceClient::new(channel)

@@ -97,6 +97,25 @@ impl StateDir {
         }
     }
 
+    /// Hex SHA-256 over what the agent holds: every `certificate/public key`
+    /// it has a key for, sorted. Two agents with the same digest hold the same keys.
+    pub fn holdings_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut held = Vec::new();
+        if let Ok(certificates) = std::fs::read_dir(self.root.join("keys")) {
+            for certificate in certificates.flatten() {
+                let Ok(keys) = std::fs::read_dir(certificate.path()) else { continue };
+                for key in keys.flatten() {
+                    if let Some(spki) = key.file_name().to_str().and_then(|n| n.strip_suffix(".key")) {
+                        held.push(format!("{}/{spki}", certificate.file_name().to_string_lossy()));
+                    }
+                }
+            }
+        }
+        held.sort();
+        hex::encode(Sha256::digest(held.join("\n").as_bytes()))
+    }
+
     fn answer_path(&self, command_id: &str) -> anyhow::Result<PathBuf> {
         anyhow::ensure!(
             !command_id.is_empty() && command_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'),
@@ -149,6 +168,10 @@ mod tests {
         let mode = std::fs::metadata(state.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
         assert!(state.key("certificates/../etc", "x").is_err(), "a name cannot leave the state directory");
+
+        let one = state.holdings_digest();
+        state.save_key("certificates/api", "cd34", "KEY").unwrap();
+        assert_ne!(state.holdings_digest(), one, "the digest follows the keys held");
 
         state.save_answer("abc.1", &serde_json::json!({"csr": "x"})).unwrap();
         let again: Option<serde_json::Value> = state.answer("abc.1").unwrap();

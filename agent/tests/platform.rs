@@ -668,7 +668,18 @@ async fn two_gateways_share_the_agents_and_their_work() {
     let (code, body) = first.rest("GET", "/api/v1/certificates/legacy", None);
     assert_eq!(code, 200, "the claimed certificate is in the inventory: {body}");
 
-    // The first gateway goes away; the second goes on serving its agent's work.
+    // The first gateway drains on SIGTERM: its agent's stream ends with
+    // UNAVAILABLE, the agent retries; the second gateway goes on serving.
+    let pid = first.server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let a_log = || a.process.as_ref().unwrap().log();
+    for _ in 0..300 {
+        if a_log().contains("the hub is draining") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(a_log().contains("Unavailable: the hub is draining"), "{}", a_log());
     drop(first);
     second.rest("POST", "/api/v1/jobs:renewCertificates", Some(json!({"certificates": ["certificates/beta"]})));
     second.wait_for(

@@ -312,7 +312,13 @@ impl AgentService for AgentHub {
             .await?;
         // Retired between the check above and now.
         self.drop_refused(&refused);
-        tracing::info!(agent = %agent.name, address = %peer.address, version = %hello.version, "agent connected");
+        tracing::info!(
+            agent = %agent.name,
+            address = %peer.address,
+            version = %hello.version,
+            holds = %hello.inventory_digest,
+            "agent connected"
+        );
         let hub = self.clone();
         let name = agent.name.clone();
         tokio::spawn(async move {

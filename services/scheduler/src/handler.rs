@@ -163,6 +163,16 @@ impl LifecycleHandler {
             Ok(p) => p,
             Err(e) => return unavailable_or_fail(e),
         };
+        if placement.certificate.server_keyed {
+            return JobOutcome::Fail(JobError::new(
+                "SERVER_KEYED",
+                format!(
+                    "{certificate} keeps its private key in the platform, and agents deploy only certificates whose \
+                     key they made: turn server_keyed off so {agent} makes the key, or export the key and install \
+                     it yourself"
+                ),
+            ));
+        }
         let targets: Vec<_> = placement.targets.into_iter().filter(|t| t.agent == agent).collect();
         if targets.is_empty() {
             return JobOutcome::Succeeded(serde_json::json!({ "version": version, "targets": [] }));
