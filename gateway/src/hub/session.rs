@@ -27,6 +27,9 @@ pub struct Session {
     /// Commands this stream has carried; a new stream carries them again.
     sent: Mutex<HashSet<String>>,
     heard: AtomicBool,
+    /// A command did not fit in the outbox; look at the agent's work again
+    /// once it has answered something.
+    dropped: AtomicBool,
 }
 
 impl Session {
@@ -35,9 +38,13 @@ impl Session {
         if !self.sent.lock().expect("sent").insert(command.command_id.clone()) {
             return;
         }
+        let id = command.command_id.clone();
         let frame = pb::ConnectResponse { frame: Some(pb::connect_response::Frame::Command(command)) };
         if let Err(e) = self.tx.try_send(Ok(frame)) {
-            tracing::warn!(agent = %self.agent, error = %e, "cannot queue a command; it is sent again on reconnect");
+            // Not carried: the next look at this agent's work sends it again.
+            self.sent.lock().expect("sent").remove(&id);
+            self.dropped.store(true, Ordering::Relaxed);
+            tracing::warn!(agent = %self.agent, command = %id, error = %e, "cannot queue a command now");
         }
     }
 
@@ -157,7 +164,12 @@ impl AgentHub {
             tokio::spawn(async move {
                 let (command_id, answer) = answer;
                 match hub.complete(&agent, &command_id, answer).await {
-                    Ok(()) => session.answered(&command_id),
+                    Ok(()) => {
+                        session.answered(&command_id);
+                        if session.dropped.swap(false, Ordering::Relaxed) {
+                            hub.push_work(&agent).await;
+                        }
+                    }
                     Err(e) => {
                         tracing::warn!(%agent, command = %command_id, code = ?e.code(), error = %e.message(), "answer refused")
                     }
@@ -292,6 +304,7 @@ impl AgentService for AgentHub {
             tx,
             sent: Mutex::default(),
             heard: AtomicBool::new(false),
+            dropped: AtomicBool::new(false),
         });
         let welcome = pb::Welcome {
             heartbeat_interval: Some(pbjson_types::Duration { seconds: HEARTBEAT_INTERVAL.as_secs() as i64, nanos: 0 }),
