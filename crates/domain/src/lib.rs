@@ -14,6 +14,7 @@ pub mod issuance;
 pub mod job;
 pub mod name;
 pub mod page;
+pub mod policy;
 pub mod renewal;
 
 pub use error::{DomainError, FieldViolation};

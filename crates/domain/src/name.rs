@@ -17,6 +17,7 @@ pub enum Collection {
     Jobs,
     JoinTokens,
     DiscoveredCertificates,
+    Policies,
 }
 
 impl Collection {
@@ -34,6 +35,7 @@ impl Collection {
             Self::Jobs => "jobs",
             Self::JoinTokens => "joinTokens",
             Self::DiscoveredCertificates => "discoveredCertificates",
+            Self::Policies => "policies",
         }
     }
 
