@@ -97,11 +97,26 @@ fn spki_sha256(der: &[u8]) -> Result<String, String> {
 /// Carries out commands against the state directory.
 pub struct Worker {
     state: StateDir,
+    /// Where progress frames go while a command runs (the stream), if anywhere.
+    progress: Option<mpsc::Sender<pb::ConnectRequest>>,
 }
 
 impl Worker {
     pub fn new(state: StateDir) -> Self {
-        Self { state }
+        Self { state, progress: None }
+    }
+
+    /// Reports each step of a command on `stream`.
+    pub fn with_progress(mut self, stream: mpsc::Sender<pb::ConnectRequest>) -> Self {
+        self.progress = Some(stream);
+        self
+    }
+
+    async fn step(&self, command_id: &str, message: String) {
+        if let Some(stream) = &self.progress {
+            let progress = pb::CommandProgress { command_id: command_id.to_owned(), message };
+            let _ = stream.send(frame(Frame::Progress(progress))).await;
+        }
     }
 
     /// The answer to one command (computed once, then replayed).
@@ -117,7 +132,7 @@ impl Worker {
         let answer = match (saved, command.action) {
             (Some(saved), _) => Ok(saved),
             (None, Some(pb::command::Action::RequestCsr(r))) => self.csr(&r).await,
-            (None, Some(pb::command::Action::Deploy(d))) => self.deploy(&d).await,
+            (None, Some(pb::command::Action::Deploy(d))) => self.deploy(&id, &d).await,
             (None, None) => Err(("BAD_COMMAND", "the command has no action".to_owned())),
         };
         let answer = match answer {
@@ -162,7 +177,7 @@ impl Worker {
         Ok(Saved::Csr { csr_pem })
     }
 
-    async fn deploy(&self, deploy: &pb::Deploy) -> Result<Saved, (&'static str, String)> {
+    async fn deploy(&self, id: &str, deploy: &pb::Deploy) -> Result<Saved, (&'static str, String)> {
         let mut configs = Vec::with_capacity(deploy.targets.len());
         for target in &deploy.targets {
             let Some(config) = target_config(target) else {
@@ -206,7 +221,10 @@ impl Worker {
         };
         let mut results = Vec::with_capacity(configs.len());
         for (name, config) in configs {
-            results.push(deploy_one(&name, &config, &bundle).await);
+            self.step(id, format!("deploying {} to {name}", deploy.version)).await;
+            let result = deploy_one(&name, &config, &bundle).await;
+            self.step(id, format!("{name}: {}", result.message)).await;
+            results.push(result);
         }
         Ok(Saved::Deploy { results })
     }
@@ -296,7 +314,7 @@ pub async fn connect_once(state: &StateDir, settings: &Settings, options: &Optio
         Ok(r) => r.into_inner(),
         Err(s) => return ended(s),
     };
-    let worker = std::sync::Arc::new(Worker::new(state.clone()));
+    let worker = std::sync::Arc::new(Worker::new(state.clone()).with_progress(tx.clone()));
     let (commands, mut queue) = mpsc::unbounded_channel::<pb::Command>();
     // One command at a time: two deploys must not interleave on one server.
     let runner = {

@@ -355,6 +355,8 @@ async fn lifecycle(server: &dyn Server, port: u16) {
         deployment(d, v1).as_deref() == Some("DEPLOYMENT_STATE_VERIFIED")
     });
     wait_served(port, &fingerprint_of(&platform, v1));
+    let log = platform.server.log();
+    assert!(log.contains("deploying certificates/web/versions/1 to targets/web"), "the hub hears the agent's progress");
     let keys: Vec<_> = std::fs::read_dir(agent.state.join("keys/web")).unwrap().collect();
     assert_eq!(keys.len(), 1, "one key for one version");
     let (code, body) = platform.rest("POST", &format!("/api/v1/{v1}:exportPrivateKey"), Some(json!({})));
