@@ -4,6 +4,7 @@
 mod agents;
 mod deployments;
 mod discovery;
+mod policies;
 
 use certctl_domain::DomainError;
 use certctl_domain::agents::Enrolment;
@@ -13,11 +14,12 @@ use certctl_proto::inventory::{self as pb, inventory_service_server::InventorySe
 use certctl_proto::types::KeyAlgorithm as PbKeyAlgorithm;
 use tonic::{Request, Response, Status};
 
-use crate::service::{Caller, CertificateFilter, ImportItem, Inventory};
+use crate::service::{Caller, CertificateFilter, ImportItem, Inventory, ViolationFilter};
 use crate::store::Store;
 use agents::{agent_from_pb, agent_status_from_pb, join_token_from_pb, join_token_to_pb, session_from_pb};
 use deployments::{deployment_state_from_pb, deployment_to_pb, new_deployment_from_pb};
 use discovery::{discovered_to_pb, discovery_state_from_pb, report_from_pb};
+use policies::{evaluation_from_pb, severity_from_pb, violation_page_to_pb, violation_to_pb};
 
 /// Metadata keys the gateway sets on every call it forwards.
 pub use certctl_common::caller::{ACTOR_HEADER, REQUEST_ID_HEADER};
@@ -885,5 +887,66 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         let caller = caller(&request);
         self.inner.delete_renewal_policy(&caller, &request.into_inner().name).await?;
         Ok(Response::new(pb::DeleteRenewalPolicyResponse {}))
+    }
+
+    async fn get_policy(&self, request: Request<pb::GetPolicyRequest>) -> R<pb::GetPolicyResponse> {
+        let p = self.inner.get_document(Collection::Policies, &request.into_inner().name).await?;
+        Ok(Response::new(pb::GetPolicyResponse { policy: Some(policies::policy_to_pb(p)) }))
+    }
+
+    async fn list_policies(&self, request: Request<pb::ListPoliciesRequest>) -> R<pb::ListPoliciesResponse> {
+        let r = request.into_inner();
+        let page = self.inner.list_documents::<certctl_domain::policy::Policy>(r.page_size, &r.page_token).await?;
+        Ok(Response::new(pb::ListPoliciesResponse {
+            policies: page.items.into_iter().map(policies::policy_to_pb).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn create_policy(&self, request: Request<pb::CreatePolicyRequest>) -> R<pb::CreatePolicyResponse> {
+        let caller = caller(&request);
+        let r = request.into_inner();
+        let p = policies::policy_from_pb(required("policy", r.policy)?, r.policy_id)?;
+        let p = self.inner.create_policy(&caller, p).await?;
+        Ok(Response::new(pb::CreatePolicyResponse { policy: Some(policies::policy_to_pb(p)) }))
+    }
+
+    async fn update_policy(&self, request: Request<pb::UpdatePolicyRequest>) -> R<pb::UpdatePolicyResponse> {
+        let caller = caller(&request);
+        let r = request.into_inner();
+        let p = required("policy", r.policy)?;
+        let id = id_of("policy.name", Collection::Policies, &p.name)?;
+        let p = self.inner.update_policy(&caller, policies::policy_from_pb(p, id)?, &mask(r.update_mask)).await?;
+        Ok(Response::new(pb::UpdatePolicyResponse { policy: Some(policies::policy_to_pb(p)) }))
+    }
+
+    async fn delete_policy(&self, request: Request<pb::DeletePolicyRequest>) -> R<pb::DeletePolicyResponse> {
+        let caller = caller(&request);
+        self.inner.delete_policy(&caller, &request.into_inner().name).await?;
+        Ok(Response::new(pb::DeletePolicyResponse {}))
+    }
+
+    async fn evaluate_policy(&self, request: Request<pb::EvaluatePolicyRequest>) -> R<pb::EvaluatePolicyResponse> {
+        let evaluation = evaluation_from_pb(request.into_inner())?;
+        let violations = self.inner.evaluate_policy(evaluation).await?;
+        let blocked = violations.iter().any(|v| v.violation.severity.blocks_issuance());
+        Ok(Response::new(pb::EvaluatePolicyResponse {
+            violations: violations.into_iter().map(violation_to_pb).collect(),
+            blocked,
+        }))
+    }
+
+    async fn list_policy_violations(
+        &self,
+        request: Request<pb::ListPolicyViolationsRequest>,
+    ) -> R<pb::ListPolicyViolationsResponse> {
+        let r = request.into_inner();
+        let filter = ViolationFilter {
+            policy: r.policy,
+            severity: severity_from_pb("severity", r.severity)?,
+            certificate: r.certificate,
+        };
+        let page = self.inner.list_policy_violations(&filter, r.page_size, &r.page_token).await?;
+        Ok(Response::new(violation_page_to_pb(page)))
     }
 }

@@ -3,8 +3,10 @@
 mod agents;
 mod deployments;
 mod discovery;
+mod policies;
 
 pub use discovery::DiscoveryReport;
+pub use policies::{CertificateViolation, Evaluation, ViolationFilter, ViolationPage};
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ use certctl_domain::inventory::{
 };
 use certctl_domain::name::{self, Collection};
 use certctl_domain::page;
+use certctl_domain::policy::Policy;
 use certctl_domain::{DomainError, UnixTime};
 use tokio::sync::Notify;
 
@@ -104,7 +107,14 @@ macro_rules! document {
     )*};
 }
 
-document!(Owner => Owners, Team => Teams, Target => Targets, Agent => Agents, RenewalPolicy => RenewalPolicies);
+document!(
+    Owner => Owners,
+    Team => Teams,
+    Target => Targets,
+    Agent => Agents,
+    RenewalPolicy => RenewalPolicies,
+    Policy => Policies,
+);
 
 /// The inventory service's core.
 pub struct Inventory<S> {

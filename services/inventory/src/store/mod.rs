@@ -90,7 +90,7 @@ pub enum RevocationRecord {
 }
 
 /// A resource stored as a JSON document (owners, teams, targets, agents,
-/// renewal policies): small tables whose fields nobody filters on.
+/// renewal policies, policies): small tables whose fields nobody filters on.
 pub trait Document: Serialize + DeserializeOwned + Send + Sync + 'static {
     const TABLE: Table;
     fn id(&self) -> &str;
@@ -106,6 +106,7 @@ pub enum Table {
     Targets,
     Agents,
     RenewalPolicies,
+    Policies,
 }
 
 impl Table {
@@ -116,6 +117,7 @@ impl Table {
             Self::Targets => "targets",
             Self::Agents => "agents",
             Self::RenewalPolicies => "renewal_policies",
+            Self::Policies => "policies",
         }
     }
 }

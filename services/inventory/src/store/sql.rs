@@ -1006,6 +1006,7 @@ fn document_name<D: Document>(id: &str) -> String {
         super::Table::Targets => "targets",
         super::Table::Agents => "agents",
         super::Table::RenewalPolicies => "renewalPolicies",
+        super::Table::Policies => "policies",
     };
     format!("{collection}/{id}")
 }

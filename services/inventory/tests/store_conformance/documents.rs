@@ -1,10 +1,13 @@
-//! Owners, teams, targets, agents and renewal policies: the JSON document
+//! Owners, teams, targets, agents, renewal policies and policies: the JSON document
 //! tables, each checked through the same generic steps.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use certctl_domain::inventory::{Agent, Owner, RenewalPolicy, Target, TargetConfig, Team, WebServerConfig};
+use certctl_domain::inventory::{
+    Agent, KeyAlgorithm, Owner, RenewalPolicy, Target, TargetConfig, Team, WebServerConfig,
+};
+use certctl_domain::policy::{Policy, Rule, RuleKind, Selector, Severity};
 use certctl_inventory::store::{Document, Store};
 
 use crate::{DAY, NOW, action, assert_already_exists, assert_not_found, event, outbox, outbox_actions};
@@ -69,6 +72,32 @@ fn policy(id: &str) -> RenewalPolicy {
         alert_threshold_days: vec![30, 14, 7, 0],
         renew_before_lifetime_fraction: Some(1.0 / 3.0),
         renew_before_secs: None,
+        create_time: NOW,
+        update_time: NOW,
+    }
+}
+
+fn certificate_policy(id: &str) -> Policy {
+    Policy {
+        id: id.into(),
+        display_name: format!("Certificate policy {id}"),
+        rules: vec![
+            Rule {
+                id: "domains".into(),
+                severity: Severity::Error,
+                kind: RuleKind::AllowedDomains(vec!["*.example.com".into(), ".internal.example.org".into()]),
+            },
+            Rule {
+                id: "keys".into(),
+                severity: Severity::Critical,
+                kind: RuleKind::KeyAlgorithms { allowed: vec![KeyAlgorithm::EcdsaP256], min_strength_bits: 128 },
+            },
+        ],
+        selector: Selector {
+            labels: [("tier".to_owned(), "web".to_owned())].into(),
+            environments: vec!["prod".into()],
+            teams: vec!["teams/edge".into()],
+        },
         create_time: NOW,
         update_time: NOW,
     }
@@ -169,6 +198,18 @@ async fn documents_round_trip<S: Store>(store: Arc<S>) {
         ..p
     })
     .await;
+    check_crud(s, "policies", "Policy", certificate_policy, |mut p| {
+        p.rules[1].kind = RuleKind::MaxLifetime { secs: 90 * DAY };
+        p.rules.push(Rule {
+            id: "lead".into(),
+            severity: Severity::Warning,
+            kind: RuleKind::MinRenewalLead { secs: 7 * DAY },
+        });
+        p.selector = Selector::default();
+        p.update_time = NOW + 1;
+        p
+    })
+    .await;
 }
 
 /// Ids inserted out of order, with the punctuation host-derived ids carry.
@@ -209,9 +250,10 @@ async fn documents_are_ordered_by_id_and_paged<S: Store>(store: Arc<S>) {
     check_order_and_pages(s, "targets", target).await;
     check_order_and_pages(s, "agents", agent).await;
     check_order_and_pages(s, "renewalPolicies", policy).await;
+    check_order_and_pages(s, "policies", certificate_policy).await;
     // Each table holds only its own documents, though the ids are the same.
     assert_eq!(store.list_documents::<Team>(None, 100).await.unwrap().len(), IDS.len());
-    assert_eq!(outbox(s).await.len(), 5 * IDS.len());
+    assert_eq!(outbox(s).await.len(), 6 * IDS.len());
 }
 
 conformance!(documents_round_trip, documents_are_ordered_by_id_and_paged);
