@@ -7,8 +7,12 @@ use std::time::Duration;
 use certctl_common::caller::Caller;
 use certctl_domain::UnixTime;
 use certctl_domain::inventory::KeyAlgorithm;
+use certctl_domain::policy::Severity;
 use certctl_proto::inventory::inventory_service_client::InventoryServiceClient;
-use certctl_proto::inventory::{CreateCertificateVersionRequest, GetCertificateRequest, RecordRevocationRequest};
+use certctl_proto::inventory::{
+    CreateCertificateVersionRequest, EvaluatePolicyRequest, GetCertificateRequest, PolicySeverity,
+    RecordRevocationRequest,
+};
 use tonic::transport::Channel;
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -27,6 +31,36 @@ pub struct ManagedCertificate {
     pub key_algorithm: Option<KeyAlgorithm>,
     pub current_version: String,
     pub sha256_fingerprint: String,
+}
+
+/// What is about to be signed for a managed certificate, for its policies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyCheck {
+    /// `certificates/{certificate}`.
+    pub certificate: String,
+    pub common_name: String,
+    /// DNS names and IP addresses, as they go into the certificate.
+    pub subject_alt_names: Vec<String>,
+    /// `issuers/{issuer}`.
+    pub issuer: String,
+    pub key_algorithm: KeyAlgorithm,
+    pub lifetime_secs: i64,
+}
+
+/// A policy rule the version would break.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyViolation {
+    pub policy: String,
+    pub rule: String,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl PolicyViolation {
+    /// `policies/baseline rule `lifetime` (ERROR): why`.
+    pub fn describe(&self) -> String {
+        format!("{} rule `{}` ({}): {}", self.policy, self.rule, self.severity.as_str(), self.message)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +154,52 @@ impl Inventory {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The policy violations the version described by `check` would have.
+    pub async fn evaluate_policy(
+        &self,
+        caller: &Caller,
+        check: &PolicyCheck,
+    ) -> Result<Vec<PolicyViolation>, InventoryError> {
+        let request = EvaluatePolicyRequest {
+            certificate: check.certificate.clone(),
+            common_name: check.common_name.clone(),
+            subject_alt_names: check.subject_alt_names.clone(),
+            issuer: check.issuer.clone(),
+            key_algorithm: crate::grpc::key_algorithm_to_pb(check.key_algorithm),
+            lifetime: Some(pbjson_types::Duration { seconds: check.lifetime_secs, nanos: 0 }),
+            ..Default::default()
+        };
+        let answer = self.client.clone().evaluate_policy(Self::request(caller, request)).await.map_err(|status| {
+            match status.code() {
+                // The certificate vanished between reading and checking it.
+                tonic::Code::NotFound => InventoryError::NotFound(status.message().to_owned()),
+                // Anything else means the policies could not be checked,
+                // and nothing is signed unchecked.
+                code => InventoryError::Unavailable(format!(
+                    "the policies of {} could not be checked ({code:?}: {})",
+                    check.certificate,
+                    status.message()
+                )),
+            }
+        })?;
+        Ok(answer
+            .into_inner()
+            .violations
+            .into_iter()
+            .map(|v| PolicyViolation {
+                // An unknown severity from a newer inventory counts as the worst.
+                severity: match PolicySeverity::try_from(v.severity) {
+                    Ok(PolicySeverity::Warning) => Severity::Warning,
+                    Ok(PolicySeverity::Error) => Severity::Error,
+                    _ => Severity::Critical,
+                },
+                policy: v.policy,
+                rule: v.rule,
+                message: v.message,
+            })
+            .collect())
     }
 
     pub async fn record_revocation(

@@ -18,7 +18,7 @@ use certctl_pki::KeyType;
 use tokio::sync::Notify;
 
 use crate::batch::IssuedWriter;
-use crate::inventory::{Inventory, InventoryError};
+use crate::inventory::{Inventory, InventoryError, PolicyCheck, PolicyViolation};
 use crate::issuers::local_ca::{self, HierarchySpec};
 use crate::issuers::{self, IssueError, Issuer, IssuerContext, LeafRequest};
 use crate::store::{AuthorityRecord, IssuedRecord, IssuerRecord, Revocation, Store};
@@ -532,6 +532,10 @@ impl Issuance {
         }
         profile.check_names(&names.dns, &names.ips)?;
         let lifetime = profile.lifetime(signing.lifetime_secs)?;
+        if let Some(certificate_id) = &signing.certificate_id {
+            self.check_policies(caller, certificate_id, &signing.issuer_id, &names, csr.public_key.algorithm, lifetime)
+                .await?;
+        }
         let connector = self.connector(&signing.issuer_id).await?;
         let now = self.now();
         let serial = rand::random::<[u8; 16]>();
@@ -595,6 +599,39 @@ impl Issuance {
         // is discarded unrecorded (no change, no event).
         let stored = self.writer.write(record, event).await?;
         self.record_in_inventory(caller, stored).await
+    }
+
+    /// Asks the inventory whether the version about to be signed keeps the
+    /// certificate's policies, and refuses with FAILED_PRECONDITION naming
+    /// each ERROR or CRITICAL violation. WARNING violations are logged only.
+    async fn check_policies(
+        &self,
+        caller: &Caller,
+        certificate_id: &str,
+        issuer_id: &str,
+        names: &Names,
+        key_algorithm: KeyAlgorithm,
+        lifetime_secs: i64,
+    ) -> Result<()> {
+        let check = PolicyCheck {
+            certificate: Collection::Certificates.name(certificate_id),
+            common_name: names.common_name.clone().unwrap_or_default(),
+            subject_alt_names: names.dns.iter().cloned().chain(names.ips.iter().map(ToString::to_string)).collect(),
+            issuer: Collection::Issuers.name(issuer_id),
+            key_algorithm,
+            lifetime_secs,
+        };
+        let violations = self.inventory.evaluate_policy(caller, &check).await?;
+        let (blocking, warnings): (Vec<_>, Vec<_>) = violations.into_iter().partition(|v| v.severity.blocks_issuance());
+        for w in &warnings {
+            tracing::warn!(certificate = %check.certificate, "policy warning: {}", w.describe());
+        }
+        if blocking.is_empty() {
+            return Ok(());
+        }
+        let reasons: Vec<String> = blocking.iter().map(PolicyViolation::describe).collect();
+        Err(DomainError::FailedPrecondition(format!("{} may not be issued: {}", check.certificate, reasons.join("; ")))
+            .into())
     }
 
     /// Writes a signed certificate into the inventory as its certificate's

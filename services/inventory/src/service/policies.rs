@@ -197,6 +197,10 @@ impl<S: Store> Inventory<S> {
     /// most severe first. Writes nothing.
     pub async fn evaluate_policy(&self, request: Evaluation) -> Result<Vec<CertificateViolation>> {
         let policies = self.policies_named("policies", &request.policies).await?;
+        if policies.is_empty() {
+            // Nothing to judge by: spare issuance's every signature the reads below.
+            return Ok(Vec::new());
+        }
         let mut subject = if request.certificate.is_empty() {
             Subject { issuer: Some(request.issuer.clone()), lifetime_secs: request.lifetime_secs, ..Default::default() }
         } else {
