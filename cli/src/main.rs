@@ -10,6 +10,7 @@ mod config;
 mod demo;
 mod job;
 mod migrate;
+mod policy;
 mod server;
 
 use std::path::PathBuf;
@@ -55,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: channel::ChannelCommand,
     },
+    /// Policies certificates must keep, and the rules they break now.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+    },
     /// Issuers and their CA certificates.
     Ca {
         #[command(subcommand)]
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
             Command::Job { command } => job::run(command).await,
             Command::Channel { command } => channel::run(command).await,
             Command::Agent { command } => agent::run(command).await,
+            Command::Policy { command } => policy::run(command).await,
             Command::Ca { command } => ca::run(command).await,
             Command::Data(command) => backup::run(command).await,
             Command::Admin { command: AdminCommand::NewMasterKey } => {
