@@ -274,6 +274,49 @@ impl AgentHub {
     }
 }
 
+impl AgentHub {
+    /// A fresh key and a certificate for it from the platform CA, naming
+    /// `server_names`, and when to renew it (two thirds into its lifetime).
+    async fn own_certificate(&self) -> Result<(String, Vec<u8>, i64), GatewayError> {
+        let key = certctl_pki::KeyType::EcdsaP256.generate().map_err(|e| GatewayError::Hub(e.to_string()))?;
+        let csr = certctl_pki::build_csr(&key, "certctl agent hub", &self.config.server_names)
+            .map_err(|e| GatewayError::Hub(e.to_string()))?;
+        let issued = self.sign_identity(&csr, HUB_PROFILE, "agent-hub").await.map_err(|e| {
+            GatewayError::Hub(format!("the platform CA refused the hub's certificate: {}", e.message()))
+        })?;
+        let (from, until) = (issued.not_before.map_or(0, |t| t.seconds), issued.not_after.map_or(0, |t| t.seconds));
+        Ok((issued.pem_chain, key.serialize_der(), from + (until - from) * 2 / 3))
+    }
+
+    /// Replaces the hub's certificate before it expires, for as long as the
+    /// hub runs; a failed attempt is retried in a minute.
+    async fn renew_own_certificate(self, certificate: Arc<tls::HubCertificate>, mut renew_at: i64, shutdown: Shutdown) {
+        loop {
+            let wait = (renew_at - certctl_domain::now()).max(0) as u64;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(wait)) => {}
+                () = shutdown.clone().wait() => return,
+            }
+            match self.own_certificate().await {
+                Ok((chain, key, next)) => match certificate.replace(&chain, key) {
+                    Ok(()) => {
+                        tracing::info!("renewed the agent hub's certificate");
+                        renew_at = next;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot use the hub's renewed certificate");
+                        renew_at = certctl_domain::now() + 60;
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot renew the agent hub's certificate; retrying in a minute");
+                    renew_at = certctl_domain::now() + 60;
+                }
+            }
+        }
+    }
+}
+
 /// The platform CA's root certificate.
 async fn platform_root(issuance: &mut IssuanceServiceClient<Channel>) -> Result<String, GatewayError> {
     let mut backoff = Duration::from_millis(100);
@@ -327,14 +370,10 @@ pub async fn serve(
         sessions: Arc::default(),
         ca_pem: Arc::new(root.clone()),
     };
-    let key = certctl_pki::KeyType::EcdsaP256.generate().map_err(|e| GatewayError::Hub(e.to_string()))?;
-    let csr = certctl_pki::build_csr(&key, "certctl agent hub", &config.server_names)
-        .map_err(|e| GatewayError::Hub(e.to_string()))?;
-    let issued = hub
-        .sign_identity(&csr, HUB_PROFILE, "agent-hub")
-        .await
-        .map_err(|e| GatewayError::Hub(format!("the platform CA refused the hub's certificate: {}", e.message())))?;
-    let tls = tls::server_config(&root, &issued.pem_chain, key.serialize_der())?;
+    let (chain, key, renew_at) = hub.own_certificate().await?;
+    let certificate = tls::HubCertificate::new(&chain, key)?;
+    let tls = tls::server_config(&root, certificate.clone())?;
+    tokio::spawn(hub.clone().renew_own_certificate(certificate, renew_at, shutdown.clone()));
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
 
     let listener = TcpListener::bind(config.listen).await.map_err(|e| GatewayError::Bind(config.listen, e))?;

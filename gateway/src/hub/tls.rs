@@ -76,8 +76,40 @@ pub fn certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, GatewayEr
     Ok(certs)
 }
 
+/// The hub's own certificate, replaceable while the port serves: the hub
+/// renews it before it expires without dropping a connection.
+#[derive(Debug)]
+pub struct HubCertificate {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl HubCertificate {
+    pub fn new(chain_pem: &str, key_der: Vec<u8>) -> Result<Arc<Self>, GatewayError> {
+        Ok(Arc::new(Self { current: std::sync::RwLock::new(certified(chain_pem, key_der)?) }))
+    }
+
+    /// Serves `chain_pem` and its key to every handshake from now on.
+    pub fn replace(&self, chain_pem: &str, key_der: Vec<u8>) -> Result<(), GatewayError> {
+        *self.current.write().expect("hub certificate") = certified(chain_pem, key_der)?;
+        Ok(())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for HubCertificate {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current.read().expect("hub certificate").clone())
+    }
+}
+
+fn certified(chain_pem: &str, key_der: Vec<u8>) -> Result<Arc<rustls::sign::CertifiedKey>, GatewayError> {
+    let key = PrivateKeyDer::try_from(key_der).map_err(|e| GatewayError::Hub(format!("hub key: {e}")))?;
+    let signer =
+        rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| GatewayError::Hub(format!("hub key: {e}")))?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(certificates(chain_pem)?, signer)))
+}
+
 /// The agent port's server configuration.
-pub fn server_config(root_pem: &str, chain_pem: &str, key_der: Vec<u8>) -> Result<rustls::ServerConfig, GatewayError> {
+pub fn server_config(root_pem: &str, certificate: Arc<HubCertificate>) -> Result<rustls::ServerConfig, GatewayError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for root in certificates(root_pem)? {
@@ -89,13 +121,73 @@ pub fn server_config(root_pem: &str, chain_pem: &str, key_der: Vec<u8>) -> Resul
         .allow_unauthenticated()
         .build()
         .map_err(|e| GatewayError::Hub(format!("client verifier: {e}")))?;
-    let key = PrivateKeyDer::try_from(key_der).map_err(|e| GatewayError::Hub(format!("hub key: {e}")))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| GatewayError::Hub(e.to_string()))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certificates(chain_pem)?, key)
-        .map_err(|e| GatewayError::Hub(format!("hub certificate: {e}")))?;
+        .with_cert_resolver(certificate);
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use certctl_pki::KeyType;
+    use certctl_pki::generate::CertificateAuthority;
+    use rustls::pki_types::ServerName;
+
+    use super::*;
+
+    /// A leaf for `localhost` from `ca`, as (chain PEM, PKCS#8 DER).
+    fn leaf(ca: &CertificateAuthority) -> (String, Vec<u8>) {
+        let issued =
+            ca.issue_leaf("hub", &["localhost".into()], KeyType::EcdsaP256, certctl_domain::now() - 60, 3600).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(issued.private_key_pem.as_bytes()).unwrap();
+        (format!("{}{}", issued.certificate_pem, ca.certificate_pem), key.secret_der().to_vec())
+    }
+
+    /// The leaf a fresh TLS client is served.
+    async fn served(address: SocketAddr, ca: &CertificateAuthority) -> Vec<u8> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(certificates(&ca.certificate_pem).unwrap().remove(0)).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = TcpStream::connect(address).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("handshake");
+        tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_replaced_certificate_is_served_to_the_next_handshake() {
+        let ca = CertificateAuthority::new("Platform", KeyType::EcdsaP256).unwrap();
+        let (first_chain, first_key) = leaf(&ca);
+        let certificate = HubCertificate::new(&first_chain, first_key).unwrap();
+        let acceptor =
+            tokio_rustls::TlsAcceptor::from(Arc::new(server_config(&ca.certificate_pem, certificate.clone()).unwrap()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut tls) = acceptor.accept(tcp).await {
+                        let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+                    }
+                });
+            }
+        });
+        let first = served(address, &ca).await;
+        assert_eq!(first, certificates(&first_chain).unwrap()[0].to_vec());
+        let (second_chain, second_key) = leaf(&ca);
+        certificate.replace(&second_chain, second_key).unwrap();
+        let second = served(address, &ca).await;
+        assert_eq!(second, certificates(&second_chain).unwrap()[0].to_vec());
+        assert_ne!(first, second);
+    }
 }
