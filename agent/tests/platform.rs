@@ -534,7 +534,13 @@ async fn the_hub_refuses_what_it_cannot_trust() {
     };
     let refused = stream_with(&platform, &forged, vec![hello("agents/edge-01")]).await.unwrap_err();
     assert!(
-        matches!(refused.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal),
+        // TLS 1.3 lets the client finish its half of the handshake before the
+        // hub checks its certificate, so the refusal arrives as a closed
+        // connection, at whichever point the client notices.
+        matches!(
+            refused.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Cancelled
+        ),
         "{refused:?}"
     );
     assert!(platform.server.log().contains("agent TLS handshake refused"), "the hub logs the refusal");
