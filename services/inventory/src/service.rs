@@ -6,7 +6,7 @@ mod discovery;
 mod policies;
 
 pub use discovery::DiscoveryReport;
-pub use policies::{CertificateViolation, Evaluation, ViolationFilter, ViolationPage};
+pub use policies::{CertificateViolation, Evaluation, SCAN_BUDGET, ViolationFilter, ViolationPage};
 
 use std::sync::Arc;
 

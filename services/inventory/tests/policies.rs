@@ -324,3 +324,32 @@ async fn the_inventory_s_violations_are_listed_filtered_paged_and_counted() {
     let page = list(&srv, pb::ListPolicyViolationsRequest::default()).await;
     assert_eq!(page.violations.len(), 3);
 }
+
+#[tokio::test]
+async fn a_page_examines_a_bounded_number_of_certificates() {
+    let srv = Served::start().await;
+    let strict = pb::Policy {
+        rules: vec![rule("domains", pb::PolicySeverity::Error, domains(&["*.example.org"]))],
+        ..Default::default()
+    };
+    create_policy(&srv, "strict", strict).await;
+    // One more than a page examines; only the last one breaks the rule.
+    let budget = certctl_inventory::service::SCAN_BUDGET as usize;
+    for i in 0..budget {
+        srv.create_certificate(&format!("c{i:05}"), &format!("c{i}.example.org")).await;
+    }
+    srv.create_certificate("z-last", "z.example.com").await;
+
+    let first = list(&srv, pb::ListPolicyViolationsRequest::default()).await;
+    assert_eq!(first.examined_certificate_count as usize, budget);
+    assert!(first.violations.is_empty());
+    assert!(!first.next_page_token.is_empty(), "an empty page that is not the last");
+    let second =
+        list(&srv, pb::ListPolicyViolationsRequest { page_token: first.next_page_token, ..Default::default() }).await;
+    assert_eq!(second.examined_certificate_count, 1);
+    assert_eq!(
+        summary(&second.violations),
+        [("certificates/z-last".to_owned(), "policies/strict".to_owned(), "domains".to_owned())]
+    );
+    assert!(second.next_page_token.is_empty());
+}
