@@ -22,6 +22,8 @@ use crate::upstream::{CallError, Upstreams};
 /// How often a watch re-reads jobs that other replicas may have changed.
 const WATCH_POLL: Duration = Duration::from_millis(500);
 pub const MAX_BATCH: usize = 1000;
+/// Certificates a bulk renewal reads from the inventory at once.
+const RENEW_LOOKUPS: usize = 32;
 
 pub struct Scheduler<S: Store + ?Sized> {
     pub store: Arc<S>,
@@ -105,10 +107,20 @@ impl<S: Store + ?Sized> Scheduler<S> {
                 DomainError::invalid("csr_pem", "a CSR belongs to one certificate; renew the others apart").into()
             );
         }
-        let mut jobs = Vec::with_capacity(certificates.len());
         for (i, name) in certificates.iter().enumerate() {
             name::parse(&format!("certificates[{i}]"), Collection::Certificates, name)?;
-            let certificate = self.upstreams.certificate(name).await.map_err(refused)?;
+        }
+        // Read the certificates concurrently, in input order: one at a time,
+        // a bulk renewal of 1000 waits for 1000 round trips in a row.
+        use futures::StreamExt as _;
+        let lookups = certificates.iter().cloned().map(|name| {
+            let upstreams = self.upstreams.clone();
+            async move { upstreams.certificate(&name).await }
+        });
+        let found: Vec<_> = futures::stream::iter(lookups).buffered(RENEW_LOOKUPS).collect().await;
+        let mut new_jobs = Vec::with_capacity(certificates.len());
+        for (name, certificate) in certificates.iter().zip(found) {
+            let certificate = certificate.map_err(refused)?;
             if certificate.issuer.is_empty() {
                 return Err(DomainError::FailedPrecondition(format!(
                     "{name} has no issuer, so certctl does not issue it (it was imported); set its issuer first"
@@ -128,7 +140,12 @@ impl<S: Store + ?Sized> Scheduler<S> {
                 job.idempotency_key = format!("{}:csr:{}", job.idempotency_key, hex_prefix(&digest));
                 job.payload["csr_pem"] = serde_json::json!(csr_pem);
             }
-            let enqueued = self.store.enqueue(job).await?;
+            new_jobs.push(job);
+        }
+        // One transaction for all of them; a job that already failed or was
+        // cancelled for this version runs again.
+        let mut jobs = Vec::with_capacity(new_jobs.len());
+        for enqueued in self.store.enqueue_many(new_jobs).await? {
             let job = if !enqueued.created && enqueued.job.state.is_terminal() && enqueued.job.error.is_some() {
                 let event = crate::audit_event(
                     &caller.actor,
