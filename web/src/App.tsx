@@ -23,6 +23,10 @@ const ProfileDetail = lazy(() => import("./views/Profiles").then((m) => ({ defau
 const ProfileFormView = lazy(() => import("./views/Profiles").then((m) => ({ default: m.ProfileFormView })));
 const JobsView = lazy(() => import("./views/Jobs").then((m) => ({ default: m.JobsView })));
 const JobDetail = lazy(() => import("./views/Jobs").then((m) => ({ default: m.JobDetail })));
+const PoliciesView = lazy(() => import("./views/Policies").then((m) => ({ default: m.PoliciesView })));
+const PolicyDetail = lazy(() => import("./views/Policies").then((m) => ({ default: m.PolicyDetail })));
+const PolicyFormView = lazy(() => import("./views/Policies").then((m) => ({ default: m.PolicyFormView })));
+const PolicyViolationsView = lazy(() => import("./views/Policies").then((m) => ({ default: m.PolicyViolationsView })));
 const RenewalPoliciesView = lazy(() => import("./views/resources").then((m) => ({ default: m.RenewalPoliciesView })));
 
 const NAV: { to: string; label: string; icon: IconName; end?: boolean }[] = [
@@ -43,6 +47,12 @@ const NAV_INVENTORY: { to: string; label: string; icon: IconName }[] = [
 const NAV_FLEET: { to: string; label: string; icon: IconName }[] = [
   { to: "/agents", label: "Agents", icon: "agent" },
   { to: "/discovery", label: "Discovery", icon: "search" },
+];
+
+const NAV_COMPLIANCE: { to: string; label: string; icon: IconName }[] = [
+  { to: "/policies", label: "Policies", icon: "list" },
+  { to: "/policy-violations", label: "Violations", icon: "alert" },
+  { to: "/audit", label: "Audit trail", icon: "audit" },
 ];
 
 function ThemeToggle() {
@@ -97,9 +107,11 @@ export function App() {
           </NavLink>
         ))}
         <div className="nav-section">Compliance</div>
-        <NavLink to="/audit" className="nav-link">
-          <Icon name="audit" /> Audit trail
-        </NavLink>
+        {NAV_COMPLIANCE.map((n) => (
+          <NavLink key={n.to} to={n.to} className="nav-link">
+            <Icon name={n.icon} /> {n.label}
+          </NavLink>
+        ))}
         <div className="sidebar-foot">
           <ThemeToggle />
           <span className="faint" style={{ fontSize: 11 }}>
@@ -130,6 +142,11 @@ export function App() {
           <Route path="/agents/:id" element={<AgentDetail />} />
           <Route path="/discovery" element={<DiscoveryView />} />
           <Route path="/renewal-policies" element={<RenewalPoliciesView />} />
+          <Route path="/policies" element={<PoliciesView />} />
+          <Route path="/policies/new" element={<PolicyFormView mode="create" />} />
+          <Route path="/policies/:id" element={<PolicyDetail />} />
+          <Route path="/policies/:id/edit" element={<PolicyFormView mode="edit" />} />
+          <Route path="/policy-violations" element={<PolicyViolationsView />} />
           <Route path="/audit" element={<AuditTrail />} />
           <Route
             path="*"

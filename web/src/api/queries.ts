@@ -37,6 +37,10 @@ export const keys = {
   joinTokens: ["joinTokens"] as const,
   deployments: (certificate: string) => ["deployments", certificate] as const,
   discovered: ["discoveredCertificates"] as const,
+  // Certificate policies (rules certificates must keep); `policies` above is renewal policies.
+  certPolicies: ["policies"] as const,
+  certPolicy: (name: string) => ["policies", name] as const,
+  violations: ["policyViolations"] as const,
 };
 
 /** The issuer of agents' identities; its root's SHA-256 is what `certctl-agent enroll` pins. */
@@ -132,6 +136,73 @@ export function useAllProfiles() {
         return { items: r.profiles, next: r.nextPageToken };
       }),
     staleTime: 60_000,
+  });
+}
+
+export function useAllPolicies() {
+  return useQuery({
+    queryKey: [...keys.certPolicies, "all"],
+    queryFn: () =>
+      listAll(async (pageToken) => {
+        const r = await inventory.listPolicies({ pageSize: 1000, pageToken });
+        return { items: r.policies, next: r.nextPageToken };
+      }),
+    staleTime: 60_000,
+  });
+}
+
+/** One policy's violations by severity, summed over the pages read. */
+export interface ViolationCount {
+  warning: number;
+  error: number;
+  critical: number;
+  total: number;
+  /** Certificates the pages examined. */
+  examined: number;
+  /** Every page was read: the count is the inventory's, not a lower bound. */
+  complete: boolean;
+}
+
+/** Pages of ListPolicyViolations(policy) read for a count: each examines at most 1000 certificates. */
+export const VIOLATION_COUNT_PAGES = 5;
+
+/**
+ * Counts a policy's violations. The API has no total: each page carries the
+ * counts of its own violations, and their sums over every page are the
+ * inventory's. Reads at most `maxPages` pages, then reports a lower bound.
+ */
+export async function countPolicyViolations(
+  fetchPage: (pageToken: string) => Promise<{ counts: { policy: string; warningCount: number; errorCount: number; criticalCount: number }[]; examinedCertificateCount: number; nextPageToken: string }>,
+  policy: string,
+  maxPages = VIOLATION_COUNT_PAGES,
+): Promise<ViolationCount> {
+  const out: ViolationCount = { warning: 0, error: 0, critical: 0, total: 0, examined: 0, complete: false };
+  let token = "";
+  for (let i = 0; i < maxPages; i++) {
+    const r = await fetchPage(token);
+    for (const c of r.counts) {
+      if (c.policy !== policy) continue;
+      out.warning += c.warningCount;
+      out.error += c.errorCount;
+      out.critical += c.criticalCount;
+    }
+    out.examined += r.examinedCertificateCount;
+    if (!r.nextPageToken) {
+      out.complete = true;
+      break;
+    }
+    token = r.nextPageToken;
+  }
+  out.total = out.warning + out.error + out.critical;
+  return out;
+}
+
+export function usePolicyViolationCount(policy: string) {
+  return useQuery({
+    queryKey: [...keys.violations, "count", policy],
+    queryFn: () => countPolicyViolations((pageToken) => inventory.listPolicyViolations({ policy, pageSize: 1000, pageToken }), policy),
+    staleTime: 30_000,
+    retry: false,
   });
 }
 

@@ -23,6 +23,7 @@ import { useTitle } from "../lib/useTitle";
 import { reasonLabelFromRfc } from "../lib/revocation";
 import { CertificateJobs, RenewButton, RenewDialog, RevokeCurrentDialog } from "../components/certificateActions";
 import { CertificateDeployments } from "../components/Deployments";
+import { CertificateViolations } from "../components/policies";
 import type { Job } from "../gen/certctl/scheduler/v1/scheduler_pb";
 
 /** Why the certificate is in its state, in one sentence. */
@@ -474,6 +475,7 @@ export function CertificateDetail() {
       <div className="stack">
         <CertificateJobs cert={c} focus={queued} />
         <CertificateDeployments cert={c} />
+        <CertificateViolations cert={c} />
         <VersionsPanel cert={c} />
         <AuditHistory name={c.name} />
       </div>
