@@ -179,7 +179,7 @@ test("GUI against a real certctl server", { timeout: 300_000 }, async (t) => {
   });
 
   await t.test("editing the certificate sends only the changed fields", async () => {
-    await page.getByRole("link", { name: "Edit" }).click();
+    await page.locator(".page-head").getByRole("link", { name: "Edit" }).click();
     await page.waitForURL(new RegExp(`/certificates/${id}/edit$`));
     const dn = page.getByLabel("Display name", { exact: true });
     await eventually(async () => (await dn.inputValue()) === "E2E web", "form loaded");
@@ -249,6 +249,146 @@ test("GUI against a real certctl server", { timeout: 300_000 }, async (t) => {
     await page.getByRole("alert").waitFor();
     assert.match(await page.getByRole("alert").textContent(), /not.found|not found|does not exist|no such/i);
     assertNoConsoleErrors("delete");
+  });
+
+  // The demo's ldap certificate (team identity, production) is valid for 365 days:
+  // a 100-day maximum lifetime for that team's production certificates breaks only it.
+  const policyId = `e2e-identity-${Date.now().toString(36)}`;
+  const policyName = `policies/${policyId}`;
+  const hygieneId = `e2e-hygiene-${Date.now().toString(36)}`;
+  await t.test("policies: a bad rule is refused under its field, then a policy is created", async () => {
+    await page.getByRole("link", { name: "Policies", exact: true }).click();
+    await page.waitForURL(/\/policies$/);
+    await page.getByRole("heading", { name: "Policies", exact: true }).waitFor();
+    await page.getByRole("link", { name: "New policy" }).click();
+    await page.waitForURL(/\/policies\/new$/);
+    await page.getByLabel("ID", { exact: true }).fill(policyId);
+    await page.getByLabel("Display name", { exact: true }).fill("E2E identity lifetime");
+    await page.getByLabel("Environments", { exact: true }).fill("production");
+    const teams = page.getByLabel("Teams", { exact: true });
+    await eventually(async () => (await teams.locator("option[value='teams/identity']").count()) === 1, "team options");
+    await teams.selectOption(["teams/identity"]);
+
+    const rule1 = page.getByRole("group", { name: "Rule 1", exact: true });
+    await rule1.getByLabel("Checks", { exact: true }).selectOption("maxLifetime");
+    await rule1.getByLabel("Maximum lifetime", { exact: true }).fill("100d");
+    await rule1.getByLabel("Rule ID", { exact: true }).fill("lifetime");
+    // Error is the default severity.
+    assert.equal(await rule1.getByLabel("Severity", { exact: true }).locator("option:checked").textContent(), "Error");
+
+    // A domain pattern the API cannot evaluate: its message lands under rule 2's field.
+    await page.getByRole("button", { name: "Add a rule" }).click();
+    const rule2 = page.getByRole("group", { name: "Rule 2", exact: true });
+    await rule2.getByLabel("Checks", { exact: true }).selectOption("allowedDomains");
+    await rule2.getByLabel("Allowed domains", { exact: true }).fill("a.*.example.com");
+    await page.getByRole("button", { name: "Create policy" }).click();
+    await page.getByRole("alert").first().waitFor();
+    await eventually(async () => (await rule2.getByLabel("Allowed domains", { exact: true }).getAttribute("aria-invalid")) === "true", "rule 2's domains marked invalid");
+    const under = await rule2.locator(".field.has-error .error-text").textContent();
+    assert.match(under, /a\.\*\.example\.com/, `the API's message under the field: ${under}`);
+    assert.equal(await rule1.locator(".field.has-error").count(), 0, "rule 1 is not blamed");
+
+    await page.getByRole("button", { name: "Remove rule 2" }).click();
+    await page.getByRole("button", { name: "Create policy" }).click();
+    await page.waitForURL(new RegExp(`/policies/${policyId}$`));
+    await page.getByRole("heading", { name: "E2E identity lifetime" }).waitFor();
+    assertNoConsoleErrors("create policy");
+  });
+
+  await t.test("policies: the list shows the rule, selector and violation count the API reports", async () => {
+    // What the API says, independently of the GUI.
+    const rest = await (await fetch(url(`/api/v1/policyViolations?policy=${encodeURIComponent(policyName)}`))).json();
+    const certs = (rest.violations ?? []).map((v) => v.certificate);
+    assert.deepEqual(certs, ["certificates/ldap"], `REST lists the demo's ldap certificate: ${JSON.stringify(rest)}`);
+
+    // A second policy, made through REST, that many demo certificates break (for the
+    // screenshot, and to hold the GUI's sums to the API's page counts).
+    const extra = await fetch(url(`/api/v1/policies?policyId=${hygieneId}`), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        displayName: "Production hygiene",
+        selector: { environments: ["production"] },
+        rules: [
+          { id: "one-label", severity: "POLICY_SEVERITY_CRITICAL", allowedDomains: { patterns: ["*.example.com"] } },
+          { id: "cost-center", severity: "POLICY_SEVERITY_WARNING", requiredMetadataKeys: { keys: ["cost-center"] } },
+        ],
+      }),
+    });
+    assert.equal(extra.status, 200, await extra.text());
+    const sums = { warning: 0, error: 0, critical: 0 };
+    for (let token = "", pages = 0; ; pages++) {
+      const r = await (await fetch(url(`/api/v1/policyViolations?policy=policies/${hygieneId}&pageSize=1000&pageToken=${encodeURIComponent(token)}`))).json();
+      for (const c of r.counts ?? []) {
+        sums.warning += c.warningCount ?? 0;
+        sums.error += c.errorCount ?? 0;
+        sums.critical += c.criticalCount ?? 0;
+      }
+      token = r.nextPageToken ?? "";
+      if (!token || pages > 20) break;
+    }
+    assert.ok(sums.critical > 0 && sums.warning > 0, `the demo breaks both hygiene rules: ${JSON.stringify(sums)}`);
+
+    await page.goto(url("/policies"));
+    const hygiene = page.locator(`tr[data-policy="policies/${hygieneId}"]`).getByTestId("violation-count");
+    await eventually(async () => (await hygiene.getAttribute("data-count")) === String(sums.warning + sums.critical), `the GUI's count equals the API's (${JSON.stringify(sums)})`);
+    assert.match(await hygiene.locator("[data-severity-count=critical]").textContent(), new RegExp(`Critical\\s*${sums.critical}$`));
+    assert.match(await hygiene.locator("[data-severity-count=warning]").textContent(), new RegExp(`Warning\\s*${sums.warning}$`));
+    const row = page.locator(`tr[data-policy="${policyName}"]`);
+    await row.waitFor();
+    const count = row.getByTestId("violation-count");
+    await eventually(async () => (await count.getAttribute("data-count")) === "1", "a violation count of 1");
+    assert.match(await count.locator("[data-severity-count=error]").textContent(), /Error\s*1/);
+    const text = await row.textContent();
+    assert.match(text, /Maximum lifetime: at most 100 days/);
+    assert.match(text, /production/);
+    assert.match(text, /identity/);
+    await page.waitForLoadState("networkidle");
+    // Fits 1280 px: the table does not scroll sideways.
+    const sideways = await page.locator("section[aria-label=Policies] .table-wrap").evaluate((el) => el.scrollWidth - el.clientWidth);
+    assert.ok(sideways <= 0, `the policies table overflows by ${sideways}px at 1280 px`);
+    await page.screenshot({ path: join(SHOTS, "policies.png") });
+
+    // The count opens the violations list filtered by the policy, in the URL.
+    await count.getByRole("link", { name: `1 violation of ${policyName}` }).click();
+    await page.waitForURL(new RegExp(`/policy-violations\\?policy=${policyId}$`));
+    assert.equal(await page.getByLabel("Policy", { exact: true }).inputValue(), policyId);
+    const vrow = page.locator(`tr[data-violation="certificates/ldap|${policyName}|lifetime"]`);
+    await vrow.waitFor();
+    assert.equal(await page.locator("tr[data-violation]").count(), 1);
+    assert.match(await vrow.textContent(), /365 days/);
+    assertNoConsoleErrors("policy list");
+  });
+
+  await t.test("policies: the violation shows on the certificate's page", async () => {
+    await page.locator(`tr[data-violation="certificates/ldap|${policyName}|lifetime"]`).getByRole("link", { name: "ldap" }).click();
+    await page.waitForURL(/\/certificates\/ldap$/);
+    const panel = page.locator("section[aria-labelledby=violations-h]");
+    await panel.getByRole("heading", { name: "Policy violations" }).waitFor();
+    const vrow = panel.locator(`tr[data-violation="certificates/ldap|${policyName}|lifetime"]`);
+    await vrow.waitFor();
+    assert.match(await vrow.textContent(), /Error/);
+    assert.match(await vrow.textContent(), /365 days/);
+    await vrow.getByRole("link", { name: "E2E identity lifetime" }).waitFor();
+    // The REST-made policy judges it too: ldap.internal.example.com is two labels below example.com.
+    await panel.locator(`tr[data-violation="certificates/ldap|policies/${hygieneId}|one-label"]`).waitFor();
+    assertNoConsoleErrors("certificate violations");
+  });
+
+  await t.test("policies: deleting asks first, then the violation is gone", async () => {
+    await page.goto(url("/policies"));
+    const row = page.locator(`tr[data-policy="${policyName}"]`);
+    await row.waitFor();
+    await row.getByRole("button", { name: `Delete ${policyName}` }).click();
+    const dialog = page.getByRole("dialog");
+    assert.match(await dialog.textContent(), /issuance no longer checks its rules/);
+    await dialog.getByRole("button", { name: "Delete policy" }).click();
+    await eventually(async () => (await page.locator(`tr[data-policy="${policyName}"]`).count()) === 0, "the policy to leave the list");
+    assert.equal((await fetch(url(`/api/v1/${policyName}`))).status, 404, "the API no longer has it");
+    assert.equal((await fetch(url(`/api/v1/policies/${hygieneId}`), { method: "DELETE" })).status, 200, "the REST-made policy is deleted too");
+    await page.goto(url("/certificates/ldap"));
+    await page.locator("section[aria-labelledby=violations-h]").getByText("No policy violations").waitFor();
+    assertNoConsoleErrors("delete policy");
   });
 
   await t.test("theme toggle persists across reloads", async () => {

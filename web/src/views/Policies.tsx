@@ -77,7 +77,7 @@ function ViolationCounts({ policy }: { policy: string }) {
   ).filter(([n]) => n > 0);
   return (
     <span className="violation-counts" data-testid="violation-count" data-count={c.total} title={title}>
-      <Link to={`/policy-violations?policy=${encodeURIComponent(id)}`} className="count-total" aria-label={`${countLabel(c.total, more)} violations of ${policy}`}>
+      <Link to={`/policy-violations?policy=${encodeURIComponent(id)}`} className="count-total" aria-label={`${countLabel(c.total, more)} violation${c.total === 1 && !more ? "" : "s"} of ${policy}`}>
         {countLabel(c.total, more)}
       </Link>
       {parts.map(([n, s]) => (
@@ -174,10 +174,10 @@ export function PoliciesView() {
                       <td className="wrap rules">
                         <RuleList rules={p.rules} />
                       </td>
-                      <td className="wrap">
+                      <td className="wrap selects">
                         <SelectorSummary selector={p.selector} />
                       </td>
-                      <td>
+                      <td className="wrap counts">
                         <ViolationCounts policy={p.name} />
                       </td>
                       <td>
@@ -703,7 +703,8 @@ function fieldErrors(err: ApiError | undefined, ...fields: string[]): string | u
   if (!err) return undefined;
   const texts = err.violations
     .filter((v) => {
-      const f = snake(v.field).replace(/\[\d+\]$/, "");
+      // `policy.selector.teams[0]`, `policy.selector.labels[tier]`: the field, whatever the entry.
+      const f = snake(v.field).replace(/\[[^\]]*\]$/, "");
       return fields.some((want) => f === want || f === `policy.${want}`);
     })
     .map((v) => v.description || err.message);
@@ -807,7 +808,7 @@ function RuleFields({
           <>
             <fieldset className={`field span-2${keyErr ? " has-error" : ""}`} style={{ border: "none", padding: 0, margin: 0 }}>
               <legend>Allowed key algorithms</legend>
-              <div className="checks" role="group" aria-label={`Rule ${index + 1} allowed key algorithms`}>
+              <div className="checks" role="group" aria-label="Allowed key algorithms">
                 {GENERATABLE_KEYS.map((k) => (
                   <label key={k}>
                     <input type="checkbox" checked={rule.allowed.includes(k)} onChange={(e) => set("allowed", toggle(rule.allowed, k, e.target.checked))} />
