@@ -86,6 +86,10 @@ fn target_config(target: &inv::Target) -> Option<TargetConfig> {
         Config::Nginx(c) => TargetConfig::Nginx(web(c)),
         Config::Apache(c) => TargetConfig::Apache(web(c)),
         Config::Haproxy(c) => TargetConfig::Haproxy(web(c)),
+        Config::Caddy(c) => TargetConfig::Caddy(web(c)),
+        Config::Lighttpd(c) => TargetConfig::Lighttpd(web(c)),
+        Config::Postfix(c) => TargetConfig::Postfix(web(c)),
+        Config::Dovecot(c) => TargetConfig::Dovecot(web(c)),
     })
 }
 

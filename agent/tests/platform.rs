@@ -277,12 +277,7 @@ impl Agent {
 
 /// The REST body of a target for `server`, deployed by `agent`.
 fn target_body(agent: &str, config: &TargetConfig) -> Value {
-    let (kind, c) = match config {
-        TargetConfig::Nginx(c) => ("nginx", c),
-        TargetConfig::Apache(c) => ("apache", c),
-        TargetConfig::Haproxy(c) => ("haproxy", c),
-        TargetConfig::File { .. } => unreachable!("web servers only"),
-    };
+    let (kind, c) = (config.type_name(), config.server().expect("server targets only"));
     json!({
         "agent": agent,
         kind: {

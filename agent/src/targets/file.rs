@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use certctl_domain::inventory::TargetConfig;
 
 use super::files::{self, FileSpec};
-use super::{Bundle, Deployed, Endpoint, Target, TargetError};
+use super::{Bundle, Deployed, Endpoint, Removed, Target, TargetError};
 
 /// The files written, in writing order.
 pub(crate) const CERT: &str = "cert.pem";
@@ -110,6 +110,15 @@ impl Target for FileTarget {
 
     fn endpoint(&self) -> Option<Endpoint> {
         None
+    }
+
+    /// Deletes the five files; the directory stays. No command runs: the
+    /// post-deploy command is about new files, and nothing here can tell
+    /// whether a consumer still reads these.
+    async fn remove(&self) -> Result<Removed, TargetError> {
+        let _one_at_a_time = self.lock.lock().await;
+        let paths = [CERT, CHAIN, FULLCHAIN, KEY, COMBINED].iter().map(|name| self.directory.join(name)).collect();
+        super::uninstall(paths, None).await
     }
 }
 
@@ -243,6 +252,23 @@ mod tests {
         let log = fs::read_to_string(&log).unwrap();
         assert_eq!(log, format!("{}{}{}", a.leaf(), b.leaf(), a.leaf()));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 5, "temporary files left behind");
+    }
+
+    #[tokio::test]
+    async fn remove_deletes_the_files_and_keeps_the_rest_of_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let log = out.path().join("log");
+        let target = build(&config(dir.path(), "", &format!("echo deployed >> {}", log.display()))).unwrap();
+        fs::write(dir.path().join("unrelated.conf"), "kept").unwrap();
+        assert_eq!(target.deploy(&test_bundle("a.example.test")).await.unwrap(), Deployed::Installed);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 6);
+
+        assert_eq!(target.remove().await.unwrap(), Removed::Removed);
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["unrelated.conf"]);
+        assert_eq!(target.remove().await.unwrap(), Removed::Absent);
+        assert_eq!(fs::read_to_string(&log).unwrap(), "deployed\n", "the post-deploy command ran on removal");
     }
 
     #[tokio::test]

@@ -84,6 +84,40 @@ pub(crate) fn install(specs: &[FileSpec]) -> Result<Installed, TargetError> {
     Ok(installed)
 }
 
+/// Deletes those of `paths` that exist; `None` when none did. When one
+/// cannot be deleted, those already deleted are put back and the error names
+/// the file. The result restores them all.
+pub(crate) fn remove(paths: &[PathBuf]) -> Result<Option<Installed>, TargetError> {
+    let mut existing = Vec::with_capacity(paths.len());
+    for path in paths {
+        if let Some(before) = snapshot(path)? {
+            existing.push((path.clone(), before));
+        }
+    }
+    if existing.is_empty() {
+        return Ok(None);
+    }
+    let mut removed = Installed { previous: Vec::with_capacity(existing.len()) };
+    for (path, before) in existing {
+        let deleted = fs::remove_file(&path).and_then(|()| sync_parent(&path));
+        // Recorded first: a failed sync has still deleted the file.
+        removed.previous.push((path.clone(), Some(before)));
+        if let Err(e) = deleted {
+            let mut message = format!("cannot remove {}: {e}", path.display());
+            if let Err(undo) = removed.restore() {
+                message.push_str(&format!("; and restoring the removed files failed: {undo}"));
+            }
+            return Err(TargetError::Io(message));
+        }
+    }
+    Ok(Some(removed))
+}
+
+fn sync_parent(path: &Path) -> io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("/"));
+    File::open(dir)?.sync_all()
+}
+
 impl Installed {
     /// Puts every file back as it was: same bytes, mode and (where the agent
     /// may set it) owner; a file that did not exist is removed.
@@ -269,6 +303,43 @@ mod tests {
         assert!(matches!(&err, TargetError::Io(m) if m.contains("second.pem")), "{err:?}");
         assert_eq!(fs::read_to_string(&first).unwrap(), "before");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn remove_then_restore_puts_back_bytes_and_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("site.crt");
+        let key = dir.path().join("site.key");
+        let never = dir.path().join("never.pem");
+        fs::write(&cert, "certificate").unwrap();
+        fs::write(&key, "key").unwrap();
+        fs::set_permissions(&key, Permissions::from_mode(0o600)).unwrap();
+
+        let removed = remove(&[cert.clone(), key.clone(), never.clone()]).unwrap().expect("files existed");
+        assert!(!cert.exists() && !key.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        removed.restore().unwrap();
+        assert_eq!(fs::read_to_string(&cert).unwrap(), "certificate");
+        assert_eq!(fs::read_to_string(&key).unwrap(), "key");
+        assert_eq!(fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
+        assert!(!never.exists());
+
+        assert!(remove(&[never]).unwrap().is_none(), "nothing to remove");
+    }
+
+    #[test]
+    fn an_unreadable_path_stops_a_removal_before_anything_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("first.pem");
+        fs::write(&first, "before").unwrap();
+        // Every file is read (to be restorable) before any is deleted; a
+        // directory where a file should be cannot be read.
+        let blocked = dir.path().join("blocked");
+        fs::create_dir(&blocked).unwrap();
+        fs::write(blocked.join("inside"), "x").unwrap();
+        let err = remove(&[first.clone(), blocked]).err().unwrap();
+        assert!(matches!(&err, TargetError::Io(m) if m.contains("blocked")), "{err:?}");
+        assert_eq!(fs::read_to_string(&first).unwrap(), "before");
     }
 
     #[test]

@@ -4,20 +4,26 @@
 //! reads it, checks that the consumer accepts it, and makes the consumer load
 //! it. Every deploy is all or nothing: when a write, the check or the reload
 //! fails, the previous files are put back byte for byte and the error says
-//! which step failed and what the command printed.
+//! which step failed and what the command printed. A target also removes what
+//! it wrote, unless the consumer's configuration still needs it.
 //!
 //! **Architecture Invariant:** targets never log or return private key
 //! material; errors carry paths and command output only.
 
 mod apache;
+mod caddy;
 mod command;
+mod dovecot;
 mod file;
 mod files;
 mod haproxy;
+mod lighttpd;
 mod nginx;
+mod postfix;
 mod web;
 
 use std::fmt;
+use std::path::PathBuf;
 
 use certctl_domain::inventory::TargetConfig;
 
@@ -109,15 +115,24 @@ pub enum Deployed {
     Unchanged,
 }
 
+/// What a removal did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    /// The files were deleted and the consumer's configuration still checks.
+    Removed,
+    /// None of the files existed: nothing was deleted, nothing run.
+    Absent,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
     /// A bad or unsupported configuration, a missing binary or directory: an
     /// operator must fix it before a deploy can succeed.
     #[error("target configuration: {0}")]
     Config(String),
-    /// The validate command refused the new files. They were replaced by the
-    /// previous ones; the server was never reloaded, so it still serves the
-    /// previous certificate.
+    /// The validate command refused the new files (or, for a removal, their
+    /// absence). They were replaced by the previous ones; the server was never
+    /// reloaded, so it still serves the previous certificate.
     #[error("validation failed, previous files restored: {output}")]
     Validation { output: String },
     /// The reload (or post-deploy) command failed. The previous files were put
@@ -148,6 +163,19 @@ pub struct Endpoint {
     pub port: u16,
     /// The SNI to send; `None` sends the host when it is a DNS name.
     pub server_name: Option<String>,
+    /// What is spoken before the TLS handshake.
+    pub protocol: Protocol,
+}
+
+/// How a check reaches the TLS handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// TLS from the first byte: HTTPS, SMTPS on 465, IMAPS on 993.
+    Tls,
+    /// SMTP, then `EHLO` and `STARTTLS` (RFC 3207).
+    SmtpStartTls,
+    /// IMAP, then `a STARTTLS` (RFC 9051 section 6.2.1).
+    ImapStartTls,
 }
 
 #[async_trait::async_trait]
@@ -169,6 +197,13 @@ pub trait Target: Send + Sync {
     async fn reload(&self) -> Result<(), TargetError> {
         Ok(())
     }
+
+    /// Deletes the files this target writes, then runs the validate command:
+    /// if the consumer's configuration still names them, it fails, the files
+    /// are put back byte for byte and the error is a `validation` error. The
+    /// consumer is not reloaded: what it has loaded stays in memory until the
+    /// operator's next reload.
+    async fn remove(&self) -> Result<Removed, TargetError>;
 }
 
 /// Runs a target's validate and reload commands, as `reload` does.
@@ -185,8 +220,16 @@ pub(crate) async fn rerun(validate: Option<&str>, reload: Option<&str>) -> Resul
 type Builder = fn(&TargetConfig) -> Result<Box<dyn Target>, TargetError>;
 
 /// The registry: one line per target type.
-const REGISTRY: &[(&str, Builder)] =
-    &[("file", file::build), ("nginx", nginx::build), ("apache", apache::build), ("haproxy", haproxy::build)];
+const REGISTRY: &[(&str, Builder)] = &[
+    ("file", file::build),
+    ("nginx", nginx::build),
+    ("apache", apache::build),
+    ("haproxy", haproxy::build),
+    ("caddy", caddy::build),
+    ("lighttpd", lighttpd::build),
+    ("postfix", postfix::build),
+    ("dovecot", dovecot::build),
+];
 
 const KINDS: [&str; REGISTRY.len()] = {
     let mut kinds = [""; REGISTRY.len()];
@@ -263,6 +306,24 @@ pub(crate) async fn install(
     Ok(Deployed::Installed)
 }
 
+/// The removal every target shares: delete `paths` (those that exist), run
+/// `validate`; if it fails, put the files back.
+pub(crate) async fn uninstall(paths: Vec<PathBuf>, validate: Option<&str>) -> Result<Removed, TargetError> {
+    let Some(removed) = blocking(move || files::remove(&paths)).await? else { return Ok(Removed::Absent) };
+    if let Some(validate) = validate
+        && let Err(mut output) = command::run(validate).await
+    {
+        let restored = blocking(move || Ok(removed.restore())).await.unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(e) = restored {
+            output.push_str(&format!("; and restoring the files failed: {e}"));
+        }
+        return Err(TargetError::Validation {
+            output: format!("the configuration still needs the files, so they were not removed: {output}"),
+        });
+    }
+    Ok(Removed::Removed)
+}
+
 /// File IO off the async runtime.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, TargetError> + Send + 'static,
@@ -297,7 +358,7 @@ mod tests {
 
     #[test]
     fn kinds_come_from_the_registry() {
-        assert_eq!(kinds(), ["file", "nginx", "apache", "haproxy"]);
+        assert_eq!(kinds(), ["file", "nginx", "apache", "haproxy", "caddy", "lighttpd", "postfix", "dovecot"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! What the web-server targets (nginx, apache, haproxy) share: two paths, a
-//! validate command, a reload command and a TLS endpoint to verify. Each
-//! server's file says only its defaults and which bytes go to which path.
+//! What the server targets (nginx, apache, haproxy, caddy, lighttpd,
+//! postfix, dovecot) share: two paths, a validate command, a reload command
+//! and an endpoint to verify. Each server's file says only its defaults,
+//! which bytes go to which path and how its endpoint is reached.
 
 use std::path::PathBuf;
 
@@ -8,7 +9,7 @@ use certctl_domain::inventory::{TargetConfig, WebServerConfig};
 
 use super::command::find_on_path;
 use super::files::{self, FileSpec};
-use super::{Bundle, Deployed, Endpoint, Target, TargetError};
+use super::{Bundle, Deployed, Endpoint, Protocol, Removed, Target, TargetError};
 
 /// The host checked when `verify_host` is empty: the agent runs on the server.
 pub(crate) const DEFAULT_VERIFY_HOST: &str = "127.0.0.1";
@@ -28,6 +29,13 @@ pub(crate) struct Kind {
     pub key_optional: bool,
     /// Which bytes go where.
     pub layout: fn(&Paths, &Bundle) -> Vec<FileSpec>,
+    /// What the verification speaks on a port before TLS.
+    pub protocol: fn(u16) -> Protocol,
+}
+
+/// The web servers' endpoints: TLS on any port.
+pub(crate) fn tls_only(_port: u16) -> Protocol {
+    Protocol::Tls
 }
 
 /// A `/bin/sh -c` command, and the Debian package that provides its program.
@@ -39,6 +47,22 @@ pub(crate) struct DefaultCommand {
 pub(crate) struct Paths {
     pub certificate: PathBuf,
     pub key: Option<PathBuf>,
+}
+
+impl Paths {
+    /// Every path a layout may write.
+    fn all(&self) -> Vec<PathBuf> {
+        std::iter::once(self.certificate.clone()).chain(self.key.clone()).collect()
+    }
+}
+
+/// The leaf and chain at the certificate path, the key at the key path or,
+/// without one, after the chain in the certificate file.
+pub(crate) fn fullchain_then_key(paths: &Paths, bundle: &Bundle) -> Vec<FileSpec> {
+    match &paths.key {
+        None => vec![spec(&paths.certificate, format!("{}{}", bundle.fullchain(), bundle.key()), KEY_MODE)],
+        Some(key) => vec![spec(&paths.certificate, bundle.fullchain(), CERT_MODE), spec(key, bundle.key(), KEY_MODE)],
+    }
 }
 
 pub(crate) fn spec(path: &std::path::Path, contents: String, mode: u32) -> FileSpec {
@@ -55,7 +79,7 @@ struct WebServer {
 }
 
 pub(crate) fn build(kind: &'static Kind, config: &TargetConfig) -> Result<Box<dyn Target>, TargetError> {
-    let (TargetConfig::Nginx(c) | TargetConfig::Apache(c) | TargetConfig::Haproxy(c)) = config else {
+    let Some(c) = config.server() else {
         return Err(TargetError::Config(format!("not a {} target: {}", kind.name, config.type_name())));
     };
     Ok(Box::new(WebServer {
@@ -115,7 +139,7 @@ fn endpoint(kind: &Kind, c: &WebServerConfig) -> Result<Option<Endpoint>, Target
         host => host.to_owned(),
     };
     let server_name = Some(c.verify_server_name.trim()).filter(|s| !s.is_empty()).map(str::to_owned);
-    Ok(Some(Endpoint { host, port, server_name }))
+    Ok(Some(Endpoint { host, port, server_name, protocol: (kind.protocol)(port) }))
 }
 
 #[async_trait::async_trait]
@@ -138,6 +162,11 @@ impl Target for WebServer {
     async fn reload(&self) -> Result<(), TargetError> {
         let _one_at_a_time = self.lock.lock().await;
         super::rerun(Some(&self.validate_command), Some(&self.reload_command)).await
+    }
+
+    async fn remove(&self) -> Result<Removed, TargetError> {
+        let _one_at_a_time = self.lock.lock().await;
+        super::uninstall(self.paths.all(), Some(&self.validate_command)).await
     }
 }
 
@@ -174,7 +203,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut c = config(dir.path(), "true", "true");
         let target = crate::targets::build(&TargetConfig::Nginx(c.clone())).unwrap();
-        assert_eq!(target.endpoint(), Some(Endpoint { host: "127.0.0.1".into(), port: 8443, server_name: None }));
+        assert_eq!(
+            target.endpoint(),
+            Some(Endpoint { host: "127.0.0.1".into(), port: 8443, server_name: None, protocol: Protocol::Tls })
+        );
         c.verify_host = "web.example.test".into();
         c.verify_server_name = "www.example.test".into();
         let target = crate::targets::build(&TargetConfig::Apache(c.clone())).unwrap();
@@ -183,7 +215,8 @@ mod tests {
             Some(Endpoint {
                 host: "web.example.test".into(),
                 port: 8443,
-                server_name: Some("www.example.test".into())
+                server_name: Some("www.example.test".into()),
+                protocol: Protocol::Tls,
             })
         );
         c.verify_port = 0;
@@ -216,6 +249,7 @@ mod tests {
             default_reload: DefaultCommand { command: "true", package: "coreutils" },
             key_optional: false,
             layout: |_, _| Vec::new(),
+            protocol: tls_only,
         };
         let dir = tempfile::tempdir().unwrap();
         let m = config_error(build(&MISSING, &TargetConfig::Nginx(config(dir.path(), "", "true"))));
@@ -247,5 +281,56 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.path().join("site.crt")).unwrap(), a.fullchain());
         assert_eq!(fs::read_to_string(dir.path().join("site.key")).unwrap(), a.key());
         assert_eq!(fs::read_to_string(&reloads).unwrap(), "reload\n", "reloaded after a failed validation");
+    }
+
+    #[test]
+    fn mail_servers_are_verified_after_starttls_except_on_implicit_tls_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let protocol = |make: fn(WebServerConfig) -> TargetConfig, port: i32| {
+            let mut c = config(dir.path(), "true", "true");
+            c.verify_port = port;
+            crate::targets::build(&make(c)).unwrap().endpoint().unwrap().protocol
+        };
+        assert_eq!(protocol(TargetConfig::Postfix, 25), Protocol::SmtpStartTls);
+        assert_eq!(protocol(TargetConfig::Postfix, 587), Protocol::SmtpStartTls);
+        assert_eq!(protocol(TargetConfig::Postfix, 465), Protocol::Tls);
+        assert_eq!(protocol(TargetConfig::Dovecot, 143), Protocol::ImapStartTls);
+        assert_eq!(protocol(TargetConfig::Dovecot, 993), Protocol::Tls);
+        assert_eq!(protocol(TargetConfig::Caddy, 443), Protocol::Tls);
+        assert_eq!(protocol(TargetConfig::Lighttpd, 25), Protocol::Tls);
+    }
+
+    #[tokio::test]
+    async fn remove_is_refused_while_the_configuration_needs_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let reloads = out.path().join("reloads");
+        let crt = dir.path().join("site.crt");
+        let key = dir.path().join("site.key");
+        // As a server's own check does: it fails while its configuration
+        // (here: while `in-use` exists) names a file that is missing.
+        let in_use = out.path().join("in-use");
+        let validate = format!(
+            "if [ -e {in_use} ] && [ ! -e {crt} ]; then echo 'cannot load {crt}' >&2; exit 1; fi",
+            in_use = in_use.display(),
+            crt = crt.display()
+        );
+        let reload = format!("echo reload >> {}", reloads.display());
+        let target = crate::targets::build(&TargetConfig::Dovecot(config(dir.path(), &validate, &reload))).unwrap();
+        let a = test_bundle("a.example.test");
+        assert_eq!(target.deploy(&a).await.unwrap(), Deployed::Installed);
+
+        fs::write(&in_use, "").unwrap();
+        let err = target.remove().await.unwrap_err();
+        assert!(matches!(&err, TargetError::Validation { output } if output.contains("cannot load")), "{err}");
+        assert_eq!(fs::read_to_string(&crt).unwrap(), a.fullchain());
+        assert_eq!(fs::read_to_string(&key).unwrap(), a.key());
+        assert_eq!(std::os::unix::fs::MetadataExt::mode(&fs::metadata(&key).unwrap()) & 0o777, KEY_MODE);
+
+        fs::remove_file(&in_use).unwrap();
+        assert_eq!(target.remove().await.unwrap(), Removed::Removed);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "files or temporary files left behind");
+        assert_eq!(target.remove().await.unwrap(), Removed::Absent);
+        assert_eq!(fs::read_to_string(&reloads).unwrap(), "reload\n", "a removal reloaded the server");
     }
 }

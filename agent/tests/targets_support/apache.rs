@@ -110,4 +110,8 @@ impl Server for Apache {
     fn daemon(&self) -> &Daemon {
         &self.daemon
     }
+
+    fn config_files(&self) -> Vec<PathBuf> {
+        vec![self.root.join("httpd.conf")]
+    }
 }

@@ -1,6 +1,6 @@
-//! What the web-server target tests share: a test PKI, private server
+//! What the server target tests share: a test PKI, private server
 //! instances on loopback that are killed when dropped, and the one
-//! conformance scenario every web-server target must pass.
+//! conformance scenario every server target must pass.
 
 #![allow(dead_code)]
 
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use certctl_agent::targets::{self, Bundle, Deployed, Endpoint, TargetError};
+use certctl_agent::targets::{self, Bundle, Deployed, Endpoint, Protocol, Removed, TargetError};
 use certctl_agent::verify::{self, Verification};
 use certctl_domain::inventory::{TargetConfig, WebServerConfig};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -73,11 +73,15 @@ pub fn require(program: &str, package: &str) -> PathBuf {
         })
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
 pub mod apache;
+pub mod caddy;
+pub mod dovecot;
 pub mod haproxy;
+pub mod lighttpd;
 pub mod nginx;
+pub mod postfix;
 
+/// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -164,7 +168,7 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-/// A private instance of a web server, configured for one test.
+/// A private instance of a server, configured for one test.
 pub trait Server {
     /// The target configuration pointing at this instance, with its own
     /// validate and reload commands.
@@ -175,6 +179,13 @@ pub trait Server {
     /// Makes the next reload command fail after it has reloaded.
     fn fail_next_reload(&self);
     fn daemon(&self) -> &Daemon;
+    /// The configuration files that name the target's paths.
+    fn config_files(&self) -> Vec<PathBuf>;
+    /// Whether the validate command opens the certificate files, and so
+    /// fails while the configuration names a file that is missing.
+    fn validation_opens_the_files(&self) -> bool {
+        true
+    }
 }
 
 /// A reload command that fails once, after reloading, while `flag` exists.
@@ -221,11 +232,12 @@ pub async fn wait_serving(server: &dyn Server, endpoint: &Endpoint, bundle: &Bun
 }
 
 /// Checks that `openssl s_client`, a client independent of ours, is served
-/// `bundle` (retrying while previous workers drain).
-pub fn assert_openssl_sees(port: u16, bundle: &Bundle) {
+/// `bundle` (retrying while previous workers drain), speaking SMTP or IMAP
+/// first when the endpoint does.
+pub fn assert_openssl_sees(endpoint: &Endpoint, bundle: &Bundle) {
     let mut served = String::new();
     for _ in 0..100 {
-        served = openssl_served(port);
+        served = openssl_served_on(endpoint.port, endpoint.protocol);
         if served == bundle.fingerprint {
             return;
         }
@@ -234,11 +246,22 @@ pub fn assert_openssl_sees(port: u16, bundle: &Bundle) {
     panic!("openssl s_client is served {served}, not {} ({})", bundle.fingerprint, bundle.version);
 }
 
-/// What `openssl s_client` sees served.
+/// What `openssl s_client` sees served over TLS on `port`.
 pub fn openssl_served(port: u16) -> String {
+    openssl_served_on(port, Protocol::Tls)
+}
+
+/// What `openssl s_client` sees served on `port`, after STARTTLS if the protocol has one.
+pub fn openssl_served_on(port: u16, protocol: Protocol) -> String {
     let openssl = require("openssl", "openssl");
+    let starttls: &[&str] = match protocol {
+        Protocol::Tls => &[],
+        Protocol::SmtpStartTls => &["-starttls", "smtp"],
+        Protocol::ImapStartTls => &["-starttls", "imap"],
+    };
     let out = Command::new(openssl)
         .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost"])
+        .args(starttls)
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -252,14 +275,72 @@ pub fn openssl_served(port: u16) -> String {
     verify::fingerprint(&CertificateDer::from_pem_slice(text[begin..end].as_bytes()).unwrap())
 }
 
+/// The target's paths.
+fn paths_of(config: &TargetConfig) -> Vec<String> {
+    let c = config.server().expect("a server target");
+    [&c.certificate_path, &c.key_path].into_iter().filter(|p| !p.is_empty()).cloned().collect()
+}
+
 /// Contents and modes of the target's files.
 fn files_of(config: &TargetConfig) -> Vec<(String, Vec<u8>, u32)> {
-    let (TargetConfig::Nginx(c) | TargetConfig::Apache(c) | TargetConfig::Haproxy(c)) = config else { unreachable!() };
-    [&c.certificate_path, &c.key_path]
+    paths_of(config)
         .into_iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| (p.clone(), fs::read(p).unwrap(), fs::metadata(p).unwrap().mode() & 0o7777))
+        .map(|p| {
+            let (contents, meta) = (fs::read(&p).unwrap(), fs::metadata(&p).unwrap());
+            (p, contents, meta.mode() & 0o7777)
+        })
         .collect()
+}
+
+/// The same target type with other settings.
+fn with_server(config: &TargetConfig, c: WebServerConfig) -> TargetConfig {
+    match config {
+        TargetConfig::Nginx(_) => TargetConfig::Nginx(c),
+        TargetConfig::Apache(_) => TargetConfig::Apache(c),
+        TargetConfig::Haproxy(_) => TargetConfig::Haproxy(c),
+        TargetConfig::Caddy(_) => TargetConfig::Caddy(c),
+        TargetConfig::Lighttpd(_) => TargetConfig::Lighttpd(c),
+        TargetConfig::Postfix(_) => TargetConfig::Postfix(c),
+        TargetConfig::Dovecot(_) => TargetConfig::Dovecot(c),
+        TargetConfig::File { .. } => panic!("not a server target"),
+    }
+}
+
+/// `path` with `released-` before its file name.
+fn released(path: &str) -> String {
+    let p = Path::new(path);
+    let name = p.file_name().unwrap().to_str().unwrap();
+    p.with_file_name(format!("released-{name}")).to_str().unwrap().to_owned()
+}
+
+/// Points the server at other files holding `replacement`, as an operator
+/// does before removing a target: the replacement is installed by a second
+/// target of the same type, the configuration files are edited to name its
+/// paths, and the server is reloaded.
+async fn move_server_to(server: &dyn Server, replacement: &Bundle, endpoint: &Endpoint) {
+    let config = server.target();
+    let c = config.server().unwrap().clone();
+    let mut other = c.clone();
+    other.certificate_path = released(&c.certificate_path);
+    if !c.key_path.is_empty() {
+        other.key_path = released(&c.key_path);
+    }
+    let twin = targets::build(&with_server(&config, other.clone())).unwrap();
+    assert_eq!(twin.deploy(replacement).await.unwrap(), Deployed::Installed);
+    for file in server.config_files() {
+        let text = fs::read_to_string(&file).unwrap();
+        // The key first: with a sidecar key its path extends the certificate's.
+        let mut edited = text.clone();
+        for (from, to) in [(&c.key_path, &other.key_path), (&c.certificate_path, &other.certificate_path)] {
+            if !from.is_empty() {
+                edited = edited.replace(from.as_str(), to);
+            }
+        }
+        assert_ne!(edited, text, "{} does not name the target's files", file.display());
+        fs::write(&file, edited).unwrap();
+    }
+    sh(&c.reload_command);
+    wait_serving(server, endpoint, replacement).await;
 }
 
 /// The scenario every web-server target passes against a real server:
@@ -274,11 +355,11 @@ pub async fn conformance(server: &dyn Server) {
 
     assert_eq!(target.deploy(&a).await.unwrap(), Deployed::Installed);
     wait_serving(server, &endpoint, &a).await;
-    assert_openssl_sees(endpoint.port, &a);
+    assert_openssl_sees(&endpoint, &a);
 
     assert_eq!(target.deploy(&b).await.unwrap(), Deployed::Installed);
     wait_serving(server, &endpoint, &b).await;
-    assert_openssl_sees(endpoint.port, &b);
+    assert_openssl_sees(&endpoint, &b);
 
     let with_b = files_of(&config);
     assert_eq!(target.deploy(&b).await.unwrap(), Deployed::Unchanged);
@@ -309,4 +390,34 @@ pub async fn conformance(server: &dyn Server) {
     // And the server still takes a good deploy.
     assert_eq!(target.deploy(&c).await.unwrap(), Deployed::Installed);
     wait_serving(server, &endpoint, &c).await;
+
+    // Removal while the configuration names the files: refused, nothing changes.
+    let with_c = files_of(&config);
+    if server.validation_opens_the_files() {
+        match target.remove().await {
+            Err(TargetError::Validation { output }) => assert!(output.contains("still needs the files"), "{output}"),
+            other => panic!("expected the removal to be refused, got {other:?}"),
+        }
+        assert_eq!(files_of(&config), with_c, "the removed files were not restored");
+        assert_eq!(verify::check(&endpoint, &c.fingerprint).await, Verification::Verified);
+    }
+
+    // Once the server uses other files, the target's files go and the
+    // server's configuration still checks.
+    let d = pki.bundle("d");
+    move_server_to(server, &d, &endpoint).await;
+    assert_eq!(target.remove().await.unwrap(), Removed::Removed);
+    for path in paths_of(&config) {
+        assert!(!Path::new(&path).exists(), "{path} was not removed");
+        let dir = Path::new(&path).parent().unwrap();
+        let leftovers: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".certctl-"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left in {}: {leftovers:?}", dir.display());
+    }
+    sh(&config.server().unwrap().validate_command);
+    assert_eq!(target.remove().await.unwrap(), Removed::Absent);
+    assert_eq!(verify::check(&endpoint, &d.fingerprint).await, Verification::Verified);
 }

@@ -97,4 +97,8 @@ impl Server for Nginx {
     fn daemon(&self) -> &Daemon {
         &self.daemon
     }
+
+    fn config_files(&self) -> Vec<PathBuf> {
+        vec![self.root.join("nginx.conf")]
+    }
 }

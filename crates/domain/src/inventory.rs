@@ -455,11 +455,27 @@ fn is_email(s: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TargetConfig {
-    File { directory: String, mode: String, owner: String, group: String, post_deploy_command: String },
+    File {
+        directory: String,
+        mode: String,
+        owner: String,
+        group: String,
+        post_deploy_command: String,
+    },
     Nginx(WebServerConfig),
     Apache(WebServerConfig),
     Haproxy(WebServerConfig),
+    Caddy(WebServerConfig),
+    Lighttpd(WebServerConfig),
+    /// A mail server: verified over SMTP STARTTLS (implicit TLS on port 465).
+    Postfix(WebServerConfig),
+    /// A mail server: verified over IMAP STARTTLS (implicit TLS on port 993).
+    Dovecot(WebServerConfig),
 }
+
+/// The server types whose key may live inside the certificate file, so that
+/// `key_path` may be empty.
+const KEY_OPTIONAL: &[&str] = &["haproxy", "lighttpd", "postfix"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct WebServerConfig {
@@ -483,6 +499,24 @@ impl TargetConfig {
             Self::Nginx(_) => "nginx",
             Self::Apache(_) => "apache",
             Self::Haproxy(_) => "haproxy",
+            Self::Caddy(_) => "caddy",
+            Self::Lighttpd(_) => "lighttpd",
+            Self::Postfix(_) => "postfix",
+            Self::Dovecot(_) => "dovecot",
+        }
+    }
+
+    /// The configuration of a server type (every type but `file`).
+    pub fn server(&self) -> Option<&WebServerConfig> {
+        match self {
+            Self::File { .. } => None,
+            Self::Nginx(c)
+            | Self::Apache(c)
+            | Self::Haproxy(c)
+            | Self::Caddy(c)
+            | Self::Lighttpd(c)
+            | Self::Postfix(c)
+            | Self::Dovecot(c) => Some(c),
         }
     }
 
@@ -497,14 +531,15 @@ impl TargetConfig {
                     "must be an octal mode such as 0640",
                 );
             }
-            Self::Nginx(c) | Self::Apache(c) | Self::Haproxy(c) => {
+            server => {
+                let c = server.server().expect("every type but file configures a server");
                 let kind = self.type_name();
                 v.check(
                     c.certificate_path.starts_with('/'),
                     &format!("target.{kind}.certificate_path"),
                     "must be an absolute path",
                 );
-                if kind != "haproxy" || !c.key_path.is_empty() {
+                if !KEY_OPTIONAL.contains(&kind) || !c.key_path.is_empty() {
                     v.check(
                         c.key_path.starts_with('/'),
                         &format!("target.{kind}.key_path"),
@@ -897,5 +932,46 @@ mod tests {
             post_deploy_command: String::new(),
         };
         assert!(file.validate().is_err());
+    }
+
+    #[test]
+    fn key_path_is_optional_only_where_the_key_can_share_the_certificate_file() {
+        let without_key = WebServerConfig { certificate_path: "/etc/tls/site.pem".into(), ..Default::default() };
+        let check = |config: TargetConfig, ok: bool| {
+            let kind = config.type_name();
+            assert_eq!(config.server(), Some(&without_key));
+            match config.validate() {
+                Ok(()) => assert!(ok, "{kind} accepted an empty key_path"),
+                Err(e) => {
+                    assert!(!ok, "{kind} refused an empty key_path: {e}");
+                    assert!(e.to_string().contains(&format!("target.{kind}.key_path")), "{e}");
+                }
+            }
+        };
+        check(TargetConfig::Haproxy(without_key.clone()), true);
+        check(TargetConfig::Lighttpd(without_key.clone()), true);
+        check(TargetConfig::Postfix(without_key.clone()), true);
+        check(TargetConfig::Nginx(without_key.clone()), false);
+        check(TargetConfig::Apache(without_key.clone()), false);
+        check(TargetConfig::Caddy(without_key.clone()), false);
+        check(TargetConfig::Dovecot(without_key.clone()), false);
+        let relative_key = WebServerConfig { key_path: "site.key".into(), ..without_key.clone() };
+        assert!(TargetConfig::Postfix(relative_key).validate().is_err());
+    }
+
+    #[test]
+    fn type_names_round_trip_through_serde() {
+        let c = WebServerConfig { certificate_path: "/etc/tls/site.pem".into(), ..Default::default() };
+        for (config, name) in [
+            (TargetConfig::Caddy(c.clone()), "caddy"),
+            (TargetConfig::Lighttpd(c.clone()), "lighttpd"),
+            (TargetConfig::Postfix(c.clone()), "postfix"),
+            (TargetConfig::Dovecot(c.clone()), "dovecot"),
+        ] {
+            assert_eq!(config.type_name(), name);
+            let json = serde_json::to_value(&config).unwrap();
+            assert_eq!(json["type"], name);
+            assert_eq!(serde_json::from_value::<TargetConfig>(json).unwrap(), config);
+        }
     }
 }

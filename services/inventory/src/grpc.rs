@@ -229,6 +229,10 @@ fn target_to_pb(t: domain::Target) -> pb::Target {
         TargetConfig::Nginx(c) => Config::Nginx(web_to_pb(c)),
         TargetConfig::Apache(c) => Config::Apache(web_to_pb(c)),
         TargetConfig::Haproxy(c) => Config::Haproxy(web_to_pb(c)),
+        TargetConfig::Caddy(c) => Config::Caddy(web_to_pb(c)),
+        TargetConfig::Lighttpd(c) => Config::Lighttpd(web_to_pb(c)),
+        TargetConfig::Postfix(c) => Config::Postfix(web_to_pb(c)),
+        TargetConfig::Dovecot(c) => Config::Dovecot(web_to_pb(c)),
     };
     pb::Target {
         name: Collection::Targets.name(&t.id),
@@ -240,6 +244,9 @@ fn target_to_pb(t: domain::Target) -> pb::Target {
         update_time: certctl_proto::timestamp(t.update_time),
     }
 }
+
+/// The members of `Target.config`, as update masks name them.
+const CONFIG_CASES: &[&str] = &["file", "nginx", "apache", "haproxy", "caddy", "lighttpd", "postfix", "dovecot"];
 
 fn target_config_from_pb(config: Option<pb::target::Config>) -> Result<TargetConfig, Status> {
     use pb::target::Config;
@@ -254,8 +261,12 @@ fn target_config_from_pb(config: Option<pb::target::Config>) -> Result<TargetCon
         Some(Config::Nginx(c)) => TargetConfig::Nginx(web_from_pb(c)),
         Some(Config::Apache(c)) => TargetConfig::Apache(web_from_pb(c)),
         Some(Config::Haproxy(c)) => TargetConfig::Haproxy(web_from_pb(c)),
+        Some(Config::Caddy(c)) => TargetConfig::Caddy(web_from_pb(c)),
+        Some(Config::Lighttpd(c)) => TargetConfig::Lighttpd(web_from_pb(c)),
+        Some(Config::Postfix(c)) => TargetConfig::Postfix(web_from_pb(c)),
+        Some(Config::Dovecot(c)) => TargetConfig::Dovecot(web_from_pb(c)),
         None => {
-            return Err(invalid("target.config", "required: set one of file, nginx, apache or haproxy"));
+            return Err(invalid("target.config", &format!("required: set one of {}", CONFIG_CASES.join(", "))));
         }
     })
 }
@@ -604,7 +615,7 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         // Masks name proto fields (AIP-161): the oneof's members, as the GUI
         // sends them, stand for the domain's `config`.
         for path in &mut paths {
-            if matches!(path.as_str(), "file" | "nginx" | "apache" | "haproxy") {
+            if CONFIG_CASES.contains(&path.as_str()) {
                 *path = "config".to_owned();
             }
         }
@@ -948,5 +959,49 @@ impl<S: Store> InventoryService for InventoryGrpc<S> {
         };
         let page = self.inner.list_policy_violations(&filter, r.page_size, &r.page_token).await?;
         Ok(Response::new(violation_page_to_pb(page)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_target_config_case_round_trips_and_names_its_mask_path() {
+        use pb::target::Config;
+        let web = pb::WebServerTargetConfig {
+            certificate_path: "/etc/tls/mail.pem".into(),
+            verify_port: 25,
+            validate_command: "postfix check".into(),
+            ..Default::default()
+        };
+        let file = pb::FileTargetConfig { directory: "/srv/tls".into(), ..Default::default() };
+        let cases = [
+            Config::File(file),
+            Config::Nginx(web.clone()),
+            Config::Apache(web.clone()),
+            Config::Haproxy(web.clone()),
+            Config::Caddy(web.clone()),
+            Config::Lighttpd(web.clone()),
+            Config::Postfix(web.clone()),
+            Config::Dovecot(web),
+        ];
+        assert_eq!(cases.len(), CONFIG_CASES.len());
+        for (config, mask_path) in cases.into_iter().zip(CONFIG_CASES) {
+            let domain = target_config_from_pb(Some(config.clone())).unwrap();
+            assert_eq!(domain.type_name(), *mask_path);
+            let target = domain::Target {
+                id: "t".into(),
+                display_name: String::new(),
+                agent: String::new(),
+                labels: Default::default(),
+                config: domain,
+                create_time: 0,
+                update_time: 0,
+            };
+            assert_eq!(target_to_pb(target).config, Some(config));
+        }
+        let none = target_config_from_pb(None).unwrap_err();
+        assert!(none.message().contains("postfix, dovecot"), "{none:?}");
     }
 }

@@ -19,7 +19,7 @@ import { formatLabels, parseLabels } from "../lib/form";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Owner, RenewalPolicy, Target, Team } from "../gen/certctl/inventory/v1/inventory_pb";
 import { useTitle } from "../lib/useTitle";
-import { TARGET_KINDS, targetKindLabel, targetWhere } from "../lib/targets";
+import { SERVER_KINDS, TARGET_KINDS, isServerCase, targetKindLabel, targetWhere } from "../lib/targets";
 
 type Values = Record<string, string>;
 
@@ -365,7 +365,27 @@ export function TeamsView() {
 // ---------------- targets ----------------
 
 const isFile = (v: Values) => v.kind === "file";
-const isWeb = (v: Values) => v.kind !== "file";
+
+// Each server type gets its own set of the shared fields, with its own paths, defaults and checks.
+const serverFields: FieldSpec[] = SERVER_KINDS.flatMap(({ value, server: s }) => {
+  const when = (v: Values) => v.kind === value;
+  return [
+    { key: "web.certificate_path", label: "Certificate path", required: true, when, placeholder: s.certificatePath, hint: s.certificateHint },
+    {
+      key: "web.key_path",
+      label: "Key path",
+      required: !s.keyOptional,
+      when,
+      placeholder: s.keyPath,
+      hint: s.keyOptional ? "Optional: empty puts the key into the certificate file" : undefined,
+    },
+    { key: "web.verify_host", label: "Verify host", when, placeholder: "127.0.0.1", hint: "Endpoint checked after a deploy" },
+    { key: "web.verify_port", label: "Verify port", kind: "number", when, placeholder: String(s.verifyPort), hint: s.verifyHint },
+    { key: "web.verify_server_name", label: "Verify server name (SNI)", when, placeholder: "www.example.com" },
+    { key: "web.validate_command", label: "Validate command", when, placeholder: s.validate, hint: `Checks the configuration after the files are written; empty: ${s.validate}` },
+    { key: "web.reload_command", label: "Reload command", when, placeholder: s.reload, hint: `Loads the new files; empty: ${s.reload}` },
+  ] satisfies FieldSpec[];
+});
 
 function targetConfig(v: Values): Target["config"] {
   if (v.kind === "file") {
@@ -381,7 +401,7 @@ function targetConfig(v: Values): Target["config"] {
       },
     };
   }
-  const kind = (v.kind ?? "nginx") as "nginx" | "apache" | "haproxy";
+  const kind = isServerCase(v.kind) ? v.kind : "nginx";
   return {
     case: kind,
     value: {
@@ -429,13 +449,7 @@ export function TargetsView() {
       { key: "file.owner", label: "File owner", when: isFile, placeholder: "root" },
       { key: "file.group", label: "File group", when: isFile, placeholder: "root" },
       { key: "file.post_deploy_command", label: "Post-deploy command", when: isFile, span: true, placeholder: "systemctl reload myapp" },
-      { key: "web.certificate_path", label: "Certificate path", required: true, when: isWeb, placeholder: "/etc/nginx/tls/site.pem" },
-      { key: "web.key_path", label: "Key path", when: isWeb, placeholder: "/etc/nginx/tls/site.key" },
-      { key: "web.verify_host", label: "Verify host", when: isWeb, placeholder: "127.0.0.1", hint: "TLS endpoint checked after a deploy" },
-      { key: "web.verify_port", label: "Verify port", kind: "number", when: isWeb, placeholder: "443" },
-      { key: "web.verify_server_name", label: "Verify server name (SNI)", when: isWeb, placeholder: "www.example.com" },
-      { key: "web.validate_command", label: "Validate command", when: isWeb, placeholder: "nginx -t", hint: "Checks the configuration after the files are written; empty: the server's default" },
-      { key: "web.reload_command", label: "Reload command", when: isWeb, placeholder: "nginx -s reload", hint: "Loads the new files; empty: the server's default" },
+      ...serverFields,
       { key: "labels", label: "Labels", kind: "textarea", hint: "key=value, one per line" },
     ],
     toValues: (t) => {
@@ -484,7 +498,7 @@ export function TargetsView() {
         updateMask: { paths: mask },
       }),
     remove: (name) => inventory.deleteTarget({ name }),
-    empty: <p>Create a target for each place a certificate is deployed: a directory, or an nginx, Apache or HAProxy server.</p>,
+    empty: <p>Create a target for each place a certificate is deployed: a directory, or a web server (nginx, Apache, HAProxy, Caddy, lighttpd) or mail server (Postfix, Dovecot).</p>,
   };
   return <ResourcePage cfg={cfg} />;
 }
