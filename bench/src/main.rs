@@ -10,7 +10,10 @@
 //!   verification, signing, recording one or a batch per transaction);
 //! - `renewal-scan` times the scheduler's renewal scan over a seeded
 //!   inventory (served over gRPC in this process) into an empty job table;
-//! - `rss` prints a process's resident memory.
+//! - `rss` prints a process's resident memory;
+//! - `agents` simulates thousands of enrolled agents against a `certctl
+//!   server` it starts itself: memory and CPU per held stream, reconnection
+//!   after a restart, and the push and fan-out of a renewal to all of them.
 //!
 //! With `--pid`, `load` also reports the server's memory and its CPU time per
 //! request, and how busy the whole machine was, so noisy runs show as such.
@@ -20,6 +23,7 @@
 //! the row layout `seed` writes, which its test checks by reading the rows
 //! back through the inventory's own store.
 
+mod agents;
 mod issue;
 mod load;
 mod phases;
@@ -53,6 +57,8 @@ enum Command {
     IssuePhases(PhasesArgs),
     /// Times the scheduler's renewal scan over a seeded inventory (run `seed` first).
     RenewalScan(ScanArgs),
+    /// Simulates many agents against a `certctl server` it starts (docs/benchmarks.md).
+    Agents(agents::AgentsArgs),
     /// Prints the resident memory of a process (VmRSS and VmHWM, KiB).
     Rss {
         #[arg(long)]
@@ -190,6 +196,7 @@ struct PhasesArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Agents(args) => agents::run(args).await?,
         Command::RenewalScan(args) => {
             let database = match (args.data_dir, args.database_url) {
                 (Some(data_dir), None) => DatabaseConfig::Sqlite { data_dir },
