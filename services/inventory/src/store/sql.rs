@@ -37,8 +37,13 @@ const BASIC_COLUMNS: &str = "id, issuer, revoked, current_version, not_before, e
 const SCHEDULE_COLUMNS: &str = "id, issuer, revoked, current_version, not_before, expiry_key, alert_lead_secs, \
     renew_time, create_time, update_time, renewal_policy";
 
-/// Certificates rescheduled per statement when a policy changes.
+/// Certificates rescheduled per transaction when a policy changes.
 const RESCHEDULE_BATCH: i64 = 1000;
+/// Rows per rescheduling UPDATE. SQLite searches its list of `$N`
+/// parameters linearly when preparing and binding, so one statement's cost
+/// grows with the square of its parameters; a hundred rows keep it linear
+/// in practice (see `HEARTBEAT_BATCH` in `sql/agents.rs`).
+const RESCHEDULE_UPDATE_CHUNK: usize = 100;
 
 /// What `add_version` writes; a version is immutable apart from its revocation.
 const VERSION_COLUMNS: &str = "certificate_id, version, pem_chain, serial_number, fingerprint, subject, issuer_dn, \
@@ -424,24 +429,31 @@ macro_rules! sql_store {
                         let renew_time = certificate.next_issue_time(&policy);
                         values.push((certificate.id, policy.alert_lead_secs(), renew_time));
                     }
-                    let tuples: Vec<String> = (0..values.len())
-                        .map(|i| {
-                            let n = 3 * i;
-                            format!("(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))", n + 1, n + 2, n + 3)
-                        })
-                        .collect();
-                    // VALUES columns are column1.. in both dialects.
-                    let update = format!(
-                        "UPDATE certificates SET alert_lead_secs = v.column2, \
-                         expiring_at = CASE WHEN current_version IS NULL THEN NULL ELSE expiry_key - v.column2 END, \
-                         renew_time = v.column3 FROM (VALUES {}) AS v WHERE certificates.id = v.column1",
-                        tuples.join(", ")
-                    );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(update));
-                    for (id, lead, renew_time) in values {
-                        q = q.bind(id).bind(lead).bind(renew_time);
+                    for chunk in values.chunks(RESCHEDULE_UPDATE_CHUNK) {
+                        let tuples: Vec<String> = (0..chunk.len())
+                            .map(|i| {
+                                let n = 3 * i;
+                                format!(
+                                    "(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
+                                    n + 1,
+                                    n + 2,
+                                    n + 3
+                                )
+                            })
+                            .collect();
+                        // VALUES columns are column1.. in both dialects.
+                        let update = format!(
+                            "UPDATE certificates SET alert_lead_secs = v.column2, \
+                             expiring_at = CASE WHEN current_version IS NULL THEN NULL ELSE expiry_key - v.column2 END, \
+                             renew_time = v.column3 FROM (VALUES {}) AS v WHERE certificates.id = v.column1",
+                            tuples.join(", ")
+                        );
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(update));
+                        for (id, lead, renew_time) in chunk {
+                            q = q.bind(id.as_str()).bind(*lead).bind(*renew_time);
+                        }
+                        q.execute(&mut **tx).await?;
                     }
-                    q.execute(&mut **tx).await?;
                     Ok(((rows.len() as i64) == RESCHEDULE_BATCH).then_some(last_id))
                 }
             }
