@@ -55,7 +55,7 @@ impl WorkerConfig {
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
-            batch: 32,
+            batch: 128,
             lease_secs: 60,
             report_batch: 500,
             drain_timeout: Duration::from_secs(30),
