@@ -351,7 +351,7 @@ pub async fn connect_once(state: &StateDir, settings: &Settings, options: &Optio
             }
             message = inbound.message() => match message {
                 Ok(Some(pb::ConnectResponse { frame: Some(pb::connect_response::Frame::Welcome(welcome)) })) => {
-                    let every = welcome.heartbeat_interval.map_or(20, |d| d.seconds.max(1) as u64);
+                    let every = welcome.heartbeat_interval.map_or(30, |d| d.seconds.max(1) as u64);
                     let mut interval = tokio::time::interval(Duration::from_secs(every));
                     interval.tick().await;
                     heartbeat = Some(interval);

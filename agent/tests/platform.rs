@@ -491,6 +491,17 @@ async fn the_hub_refuses_what_it_cannot_trust() {
     // Its own identity: welcome.
     let welcome = stream_with(&platform, &trust, vec![hello("agents/edge-01")]).await.expect("welcome");
     assert!(matches!(welcome.frame, Some(certctl_proto::agent::connect_response::Frame::Welcome(_))));
+    // A Hello whose self-report the inventory would not record, refused on its own.
+    let bad = ConnectRequest {
+        frame: Some(Frame::Hello(certctl_proto::agent::Hello {
+            agent: "agents/edge-01".into(),
+            capabilities: vec!["Not A Type".into()],
+            ..Default::default()
+        })),
+    };
+    let malformed = stream_with(&platform, &trust, vec![bad]).await.unwrap_err();
+    assert_eq!(malformed.code(), tonic::Code::InvalidArgument, "{malformed:?}");
+    assert!(malformed.message().contains("hello.capabilities[0]"), "{malformed:?}");
     // Claiming to be another agent, or not saying who it is first.
     let other = stream_with(&platform, &trust, vec![hello("agents/someone-else")]).await.unwrap_err();
     assert_eq!(other.code(), tonic::Code::PermissionDenied, "{other:?}");

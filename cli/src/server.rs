@@ -101,7 +101,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 server_names: config.agent_names.clone(),
                 hub_id: format!("{}/{}", host_name(), public_addr),
             };
-            let (_, address) = certctl_gateway::hub::serve(
+            let running = certctl_gateway::hub::serve(
                 hub,
                 gateway.inventory.clone(),
                 gateway.scheduler.clone(),
@@ -110,7 +110,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             )
             .await
             .context("the agent hub cannot start")?;
+            let address = running.address;
             tracing::info!(%address, "agents connect to https://{address} (`certctl agent token create` prints how)");
+            // Waited for like the other roles, so that a drain finishes before the process exits.
+            let serving = running.serving;
+            tasks.spawn(async move { serving.await.context("the agent hub panicked") });
         }
         let stop = stop.clone();
         tasks.spawn(async move { certctl_gateway::serve(listener, gateway, stop).await.context("the gateway failed") });

@@ -29,17 +29,25 @@ use certctl_proto::inventory::inventory_service_client::InventoryServiceClient;
 use certctl_proto::issuance::issuance_service_client::IssuanceServiceClient;
 use certctl_proto::scheduler::scheduler_service_client::SchedulerServiceClient;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use crate::GatewayError;
 use session::Session;
 
-/// How often agents send heartbeats.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(20);
+/// How often agents send heartbeats. Three fit in the inventory's ONLINE
+/// window (90 s), so one lost heartbeat does not show an agent as stale;
+/// at 20 s, 10,000 idle agents' heartbeats alone cost the hub 5% of a core.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a new stream may take to send its Hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often the hub tells the inventory who it has heard from.
 const SESSION_FLUSH: Duration = Duration::from_secs(10);
+/// Most new streams recorded in one inventory call.
+const ARRIVAL_BATCH: usize = 1000;
+/// How long a draining hub waits for its streams to end.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
 /// Lifetime asked for agent identities; agents renew at two thirds of it.
 const IDENTITY_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Largest frame an agent may send (a discovery report of many certificates).
@@ -80,6 +88,14 @@ pub struct AgentHub {
     pub(crate) upstreams: Upstreams,
     pub(crate) sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
     pub(crate) ca_pem: Arc<String>,
+    arrivals: mpsc::Sender<Arrival>,
+}
+
+/// A new stream's session, waiting to be recorded with the others that
+/// arrived meanwhile; `answer` says whether the inventory refused it.
+struct Arrival {
+    session: certctl_proto::inventory::AgentSession,
+    answer: oneshot::Sender<Result<bool, Status>>,
 }
 
 impl AgentHub {
@@ -206,6 +222,42 @@ impl AgentHub {
                     Ok(refused) => self.drop_refused(&refused),
                     Err(e) => tracing::warn!(error = %e, agents = chunk.len(), "cannot record agent heartbeats"),
                 }
+            }
+        }
+    }
+
+    /// Records a new stream's session (hub, version, capabilities) before
+    /// the stream is served; true when the inventory refused the agent.
+    /// Arrivals are recorded together: after a gateway restart thousands of
+    /// agents connect within seconds, and one inventory write each would
+    /// queue them all behind SQLite's single writer. The caller has checked
+    /// the session alone (`check_arrival`), so one agent's bad Hello cannot
+    /// fail the batch.
+    pub(crate) async fn record_arrival(&self, session: certctl_proto::inventory::AgentSession) -> Result<bool, Status> {
+        let (answer, answered) = oneshot::channel();
+        let closing = || Status::unavailable("the agent hub is shutting down");
+        self.arrivals.send(Arrival { session, answer }).await.map_err(|_| closing())?;
+        answered.await.map_err(|_| closing())?
+    }
+
+    async fn record_arrivals(self, mut queued: mpsc::Receiver<Arrival>, shutdown: Shutdown) {
+        let mut batch = Vec::with_capacity(ARRIVAL_BATCH);
+        loop {
+            let received = tokio::select! {
+                received = queued.recv_many(&mut batch, ARRIVAL_BATCH) => received,
+                () = shutdown.clone().wait() => return,
+            };
+            if received == 0 {
+                return;
+            }
+            let sessions = batch.iter().map(|a| a.session.clone()).collect();
+            let recorded = self.record_sessions(sessions).await;
+            for arrival in batch.drain(..) {
+                let answer = match &recorded {
+                    Ok(refused) => Ok(refused.contains(&arrival.session.agent)),
+                    Err(e) => Err(e.clone()),
+                };
+                let _ = arrival.answer.send(answer);
             }
         }
     }
@@ -349,6 +401,16 @@ async fn platform_root(issuance: &mut IssuanceServiceClient<Channel>) -> Result<
     Err(GatewayError::Hub("the platform CA did not answer".to_owned()))
 }
 
+/// A started agent port.
+pub struct RunningHub {
+    pub hub: AgentHub,
+    pub address: SocketAddr,
+    /// Ends once the hub has drained after shutdown. A process must wait for
+    /// it before exiting, or its agents may see their connections cut
+    /// instead of the UNAVAILABLE that tells them to reconnect elsewhere.
+    pub serving: tokio::task::JoinHandle<()>,
+}
+
 /// Starts the agent port: gets the hub a certificate from the platform CA,
 /// then serves AgentService until shutdown, when it drains every stream.
 pub async fn serve(
@@ -357,19 +419,22 @@ pub async fn serve(
     scheduler: Channel,
     issuance: Channel,
     shutdown: Shutdown,
-) -> Result<(AgentHub, SocketAddr), GatewayError> {
+) -> Result<RunningHub, GatewayError> {
     let mut upstreams = Upstreams {
         inventory: InventoryServiceClient::new(inventory),
         scheduler: SchedulerServiceClient::new(scheduler),
         issuance: IssuanceServiceClient::new(issuance),
     };
     let root = platform_root(&mut upstreams.issuance).await?;
+    let (arrivals, arrived) = mpsc::channel(ARRIVAL_BATCH);
     let hub = AgentHub {
         config: Arc::new(config.clone()),
         upstreams,
         sessions: Arc::default(),
         ca_pem: Arc::new(root.clone()),
+        arrivals,
     };
+    tokio::spawn(hub.clone().record_arrivals(arrived, shutdown.clone()));
     let (chain, key, renew_at) = hub.own_certificate().await?;
     let certificate = tls::HubCertificate::new(&chain, key)?;
     let tls = tls::server_config(&root, certificate.clone())?;
@@ -413,25 +478,32 @@ pub async fn serve(
     tokio::spawn(hub.clone().flush_sessions(shutdown.clone()));
     let service =
         pb::agent_service_server::AgentServiceServer::new(hub.clone()).max_decoding_message_size(MAX_AGENT_FRAME);
-    let serving = hub.clone();
-    tokio::spawn(async move {
+    let draining = hub.clone();
+    let serving = tokio::spawn(async move {
         let drained = {
             let shutdown = shutdown.clone();
-            let hub = serving.clone();
             async move {
                 shutdown.wait().await;
-                hub.drain();
+                draining.drain();
             }
         };
-        let result = tonic::transport::Server::builder()
+        let server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .add_service(service)
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(incoming), drained)
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "the agent port stopped");
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(incoming), drained);
+        // A stream that was still being opened when the drain ran is not
+        // among those it ended; it must not hold the process up.
+        let grace = async {
+            shutdown.wait().await;
+            tokio::time::sleep(DRAIN_GRACE).await;
+        };
+        tokio::select! {
+            result = server => if let Err(e) = result {
+                tracing::error!(error = %e, "the agent port stopped");
+            },
+            () = grace => tracing::warn!(grace = ?DRAIN_GRACE, "agent streams still open after the drain; closing them"),
         }
     });
     tracing::info!(%address, "agent hub listening (mTLS)");
-    Ok((hub, address))
+    Ok(RunningHub { hub, address, serving })
 }

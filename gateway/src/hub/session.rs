@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::tls::Peer;
-use super::{AGENT_PROFILE, AgentHub, HEARTBEAT_INTERVAL, request};
+use super::{AGENT_PROFILE, AgentHub, HEARTBEAT_INTERVAL, HELLO_TIMEOUT, request};
 
 /// Frames queued to an agent before the hub stops reading its answers: a
 /// slow agent holds back only itself.
@@ -176,9 +176,14 @@ impl AgentHub {
                 }
             });
         }
+        self.forget(&session);
+    }
+
+    /// Removes `session` from the live streams unless a newer one replaced it.
+    fn forget(&self, session: &Session) {
         let mut sessions = self.sessions.lock().expect("sessions");
-        if sessions.get(&agent).is_some_and(|s| s.id == session.id) {
-            sessions.remove(&agent);
+        if sessions.get(&session.agent).is_some_and(|s| s.id == session.id) {
+            sessions.remove(&session.agent);
         }
     }
 
@@ -290,13 +295,20 @@ impl AgentService for AgentHub {
     ) -> Result<Response<Self::ConnectStream>, Status> {
         let peer = peer_of(&request)?;
         let mut inbound = request.into_inner();
-        let first = tokio::time::timeout(HEARTBEAT_INTERVAL, inbound.message())
+        let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
             .map_err(|_| Status::deadline_exceeded("no Hello frame in time"))??;
         let Some(pb::ConnectRequest { frame: Some(Frame::Hello(hello)) }) = first else {
             return Err(Status::invalid_argument("the first frame must be a Hello"));
         };
         let agent = self.authenticate(&peer, &hello.agent).await?;
+        let arrival = certctl_proto::inventory::AgentSession {
+            agent: agent.name.clone(),
+            hub: self.config.hub_id.clone(),
+            version: hello.version.clone(),
+            capabilities: hello.capabilities.clone(),
+        };
+        check_arrival(&arrival)?;
         let (tx, rx) = mpsc::channel(OUTBOX);
         let session = Arc::new(Session {
             agent: agent.name.clone(),
@@ -315,16 +327,17 @@ impl AgentService for AgentHub {
         if let Some(previous) = self.sessions.lock().expect("sessions").insert(agent.name.clone(), session.clone()) {
             previous.close(Status::aborted("a newer stream of this agent replaced this one"));
         }
-        let refused = self
-            .record_sessions(vec![certctl_proto::inventory::AgentSession {
-                agent: agent.name.clone(),
-                hub: self.config.hub_id.clone(),
-                version: hello.version.clone(),
-                capabilities: hello.capabilities.clone(),
-            }])
-            .await?;
-        // Retired between the check above and now.
-        self.drop_refused(&refused);
+        let refused = match self.record_arrival(arrival).await {
+            Ok(refused) => refused,
+            Err(e) => {
+                self.forget(&session);
+                return Err(e);
+            }
+        };
+        if refused {
+            // Retired between the check above and now.
+            self.drop_refused(std::slice::from_ref(&agent.name));
+        }
         tracing::info!(
             agent = %agent.name,
             address = %peer.address,
@@ -362,4 +375,29 @@ impl AgentHub {
             .await
             .map(|_| ())
     }
+}
+
+/// Refuses a Hello whose self-report (version, capabilities) the inventory
+/// would refuse, before the stream replaces the agent's current one and
+/// before it joins other agents' arrivals in one inventory call.
+fn check_arrival(arrival: &certctl_proto::inventory::AgentSession) -> Result<(), Status> {
+    certctl_domain::agents::heartbeats(vec![certctl_domain::agents::AgentSession {
+        agent: arrival.agent.clone(),
+        hub: arrival.hub.clone(),
+        version: arrival.version.clone(),
+        capabilities: arrival.capabilities.clone(),
+    }])
+    .map(drop)
+    .map_err(|e| match e {
+        // Named after the Hello the agent sent, not the inventory call.
+        certctl_domain::DomainError::InvalidArgument(mut violations) => {
+            for v in &mut violations {
+                if let Some(rest) = v.field.strip_prefix("sessions[0].") {
+                    v.field = format!("hello.{rest}");
+                }
+            }
+            certctl_common::error::status_from_domain(certctl_domain::DomainError::InvalidArgument(violations))
+        }
+        other => certctl_common::error::status_from_domain(other),
+    })
 }
