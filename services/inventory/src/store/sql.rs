@@ -739,18 +739,30 @@ macro_rules! sql_store {
             ) -> Result<CertificateVersion, StoreError> {
                 let mut tx = self.begin().await?;
                 // Writing the certificate row first locks it, so concurrent
-                // versions of one certificate are numbered one after another.
-                let version: Option<i64> = sqlx::query_scalar(
+                // versions of one certificate are numbered one after another,
+                // and the current fingerprint read here is the one this
+                // version follows: two deliveries of one signed chain (a
+                // retried job and the issuer's sync after a restart) record
+                // it once.
+                let current: Option<(i64, String)> = sqlx::query_as(
                     "UPDATE certificates SET update_time = $2 WHERE id = $1 \
-                     RETURNING COALESCE(current_version, 0) + 1",
+                     RETURNING COALESCE(current_version, 0) + 1, fingerprint",
                 )
                 .bind(certificate_id)
                 .bind(now)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some(version) = version else {
+                let Some((version, current_fingerprint)) = current else {
                     return Err(StoreError::NotFound { resource: format!("certificates/{certificate_id}") });
                 };
+                if version > 1 && current_fingerprint.eq_ignore_ascii_case(&parsed.sha256_fingerprint) {
+                    return Err(StoreError::AlreadyExists {
+                        resource: format!(
+                            "a version of certificates/{certificate_id} with fingerprint {}",
+                            parsed.sha256_fingerprint
+                        ),
+                    });
+                }
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO certificate_versions ({VERSION_COLUMNS}) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"

@@ -87,8 +87,42 @@ async fn racing_versions_are_numbered_one_after_another<S: Store>(store: Arc<S>)
     assert_eq!(outbox(store.as_ref()).await.len(), 1 + RACERS);
 }
 
+/// One signed chain delivered twice at once (a retried issuance job and the
+/// issuer's sync after a restart) is one version.
+async fn racing_deliveries_of_one_chain_record_one_version<S: Store>(store: Arc<S>) {
+    store.create_certificate(&certificate("web"), None, event("CreateCertificate", "certificates/web")).await.unwrap();
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let v = parsed("0A", NOW, NOW + 90 * DAY);
+                store
+                    .add_version("web", &pem("0A"), &v, NOW, |k| {
+                        event("CreateCertificateVersion", &version_name("web", k))
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut recorded = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(v) => {
+                assert_eq!(v.version, 1);
+                recorded += 1;
+            }
+            Err(StoreError::AlreadyExists { resource }) => assert!(resource.contains("fingerprint"), "{resource}"),
+            Err(other) => panic!("a repeated delivery is ALREADY_EXISTS, not {other:?}"),
+        }
+    }
+    assert_eq!(recorded, 1);
+    assert_eq!(store.get_certificate("web").await.unwrap().current.unwrap().version, 1);
+    assert_eq!(outbox(store.as_ref()).await.len(), 2, "the repeats leave no audit event");
+}
+
 conformance!(
     retries_racing_the_first_attempt_create_once,
     racing_creates_of_one_id_leave_one_certificate,
     racing_versions_are_numbered_one_after_another,
+    racing_deliveries_of_one_chain_record_one_version,
 );

@@ -127,10 +127,12 @@ macro_rules! discovery_store {
                     let managed = managed.map(|c| format!("certificates/{c}"));
                     let d = DiscoveredCertificate::first_seen(first, agent, managed.clone(), now);
                     // A concurrent report of the same certificate waits here,
-                    // then finds it recorded.
+                    // then finds it recorded. No conflict target: the id and
+                    // the fingerprint are both unique (the id derives from the
+                    // fingerprint), and PostgreSQL may report either first.
                     let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "INSERT INTO discovered_certificates ({DISCOVERED_COLUMNS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING"
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"
                     )))
                     .bind(&d.id)
                     .bind(&d.fingerprint)
